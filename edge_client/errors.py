@@ -1,0 +1,54 @@
+"""Errors of the edge. Library errors (grpc.RpcError, llama.cpp, sqlite3) are mapped to these
+once, where they arise, and chained `from exc`.
+
+    EdgeError                      the message says what is wrong and what to do
+    ├── ConfigError                bad settings or flags
+    ├── StudentError               the student model cannot be loaded or run
+    ├── LedgerError                the ledger database cannot be opened or written
+    └── TeacherError               a teacher call did not produce a span
+        ├── TeacherUnavailableError   unreachable, overloaded or too slow, after retries
+        │   └── CircuitOpenError      not tried: the circuit breaker is open
+        └── TeacherRejectedError      the teacher refused the request (never retried)
+"""
+
+from __future__ import annotations
+
+
+class EdgeError(Exception):
+    """Base of the edge's errors."""
+
+
+class ConfigError(EdgeError):
+    """Settings or flags that cannot work."""
+
+
+class StudentError(EdgeError):
+    """The student model cannot be loaded or run."""
+
+
+class LedgerError(EdgeError):
+    """The ledger database cannot be opened or written."""
+
+
+class TeacherError(EdgeError):
+    """A teacher call did not produce a span.
+
+    `retries` counts the extra attempts made before giving up; `latency_ms` the time spent.
+    """
+
+    def __init__(self, message: str, *, retries: int = 0, latency_ms: float = 0.0) -> None:
+        super().__init__(message)
+        self.retries = retries
+        self.latency_ms = latency_ms
+
+
+class TeacherUnavailableError(TeacherError):
+    """The teacher could not answer in time (unreachable, overloaded, deadline)."""
+
+
+class CircuitOpenError(TeacherUnavailableError):
+    """The call was not made: the circuit breaker is open after repeated failures."""
+
+
+class TeacherRejectedError(TeacherError):
+    """The teacher refused the request as invalid or unauthorized; retrying cannot help."""

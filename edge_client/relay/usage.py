@@ -1,0 +1,65 @@
+"""Per-session accounting (DESIGN §6), derived from the loop's events only."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from edge_client.relay.events import AnswerStarted, RelayEvent, Source, TeacherCall, TokensAppended
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token and call counts of one answer or one session.
+
+    student_tokens: every token the student generated, command and fallback tokens included;
+    teacher_tokens: tokens of teacher spans appended to the answer. Their sum is every
+    generated token; offload_ratio = teacher_tokens / that sum (the paper's call ratio).
+    """
+
+    prompt_tokens: int = 0
+    student_tokens: int = 0
+    teacher_tokens: int = 0
+    command_tokens: int = 0
+    teacher_calls: int = 0
+    teacher_failures: int = 0
+    retries: int = 0
+    fallback_spans: int = 0
+    fallback_tokens: int = 0
+    teacher_latency_ms: float = 0.0
+    wire_bytes: int = 0
+
+    @property
+    def generated_tokens(self) -> int:
+        return self.student_tokens + self.teacher_tokens
+
+    @property
+    def offload_ratio(self) -> float:
+        generated = self.generated_tokens
+        return self.teacher_tokens / generated if generated else 0.0
+
+    def add(self, event: RelayEvent) -> None:
+        match event:
+            case TokensAppended(source=Source.TEACHER, token_ids=ids):
+                self.teacher_tokens += len(ids)
+            case TokensAppended(source=source, token_ids=ids, command_tokens=commands):
+                self.student_tokens += len(ids)
+                self.command_tokens += commands
+                if source is Source.FALLBACK:
+                    self.fallback_tokens += len(ids)
+            case TeacherCall() as call:
+                self.teacher_calls += 1
+                self.retries += call.retries
+                self.teacher_latency_ms += call.latency_ms
+                self.wire_bytes += call.wire_bytes
+                if call.failed:
+                    self.teacher_failures += 1
+                    self.fallback_spans += 1
+            case AnswerStarted(prompt_tokens=prompt_tokens):
+                self.prompt_tokens += prompt_tokens
+
+    def merge(self, other: Usage) -> None:
+        for name, value in asdict(other).items():
+            setattr(self, name, getattr(self, name) + value)
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {**asdict(self), "offload_ratio": round(self.offload_ratio, 6)}

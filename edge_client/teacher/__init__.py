@@ -1,0 +1,1 @@
+"""The teacher as the edge sees it: a `TeacherClient`, over gRPC in production."""

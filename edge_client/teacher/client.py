@@ -1,0 +1,73 @@
+"""The interface the relay loop uses to ask a teacher for a span."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from relay_common.gguf import ChatMessage
+from relay_common.sampling import SamplingParams
+
+
+class TeacherState(enum.Enum):
+    """What the user is shown about the teacher."""
+
+    ONLINE = "online"  # calls succeed
+    DEGRADED = "degraded"  # recent calls failed or needed retries; still trying
+    OFFLINE = "offline"  # circuit open, or teacher-free by choice: no calls are made
+
+
+@dataclass(frozen=True, slots=True)
+class TeacherInfo:
+    model_name: str
+    tokenizer_fingerprint: str
+    max_span_tokens: int
+    max_context_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpanRequest:
+    """One span to ask for. Exactly one of `token_ids` (token mode) or `messages` (text mode)."""
+
+    session_id: str
+    request_id: str
+    max_tokens: int
+    sampling: SamplingParams
+    token_ids: Sequence[int] | None = None
+    tokenizer_fingerprint: str = ""
+    messages: Sequence[ChatMessage] | None = None
+    assistant_prefix: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SpanReply:
+    """A teacher span. `token_ids` are in the teacher's vocabulary (the student's in token
+    mode); `ended_answer` is True when the teacher finished the answer."""
+
+    token_ids: list[int]
+    text: str
+    ended_answer: bool
+    retries: int = 0
+    latency_ms: float = 0.0
+    compute_ms: float = 0.0
+    wire_bytes: int = 0
+
+
+class TeacherClient(Protocol):
+    """A teacher the relay loop can call.
+
+        info = client.info()                     # raises TeacherError when unreachable
+        reply = client.generate_span(request)    # raises TeacherError subclasses
+        client.state                             # TeacherState for the user
+    """
+
+    @property
+    def state(self) -> TeacherState: ...
+
+    def info(self) -> TeacherInfo: ...
+
+    def generate_span(self, request: SpanRequest) -> SpanReply: ...
+
+    def close(self) -> None: ...

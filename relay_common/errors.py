@@ -1,0 +1,25 @@
+"""Errors of the shared runtime.
+
+    RelayCommonError
+    ├── ModelNotFoundError   a model path or embedded model package is missing
+    ├── ModelLoadError       llama.cpp could not load a GGUF file
+    └── ContextFullError     more tokens than the model's context window holds
+"""
+
+from __future__ import annotations
+
+
+class RelayCommonError(Exception):
+    """Base of the shared runtime's errors; the message says what to do."""
+
+
+class ModelNotFoundError(RelayCommonError):
+    """A GGUF file or the package that embeds one is missing."""
+
+
+class ModelLoadError(RelayCommonError):
+    """llama.cpp refused to load a GGUF file."""
+
+
+class ContextFullError(RelayCommonError):
+    """Evaluating more tokens would overflow the model's context window."""

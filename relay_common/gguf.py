@@ -1,0 +1,224 @@
+"""A GGUF model on llama.cpp with an explicit, incrementally evaluated token history.
+
+Both the student and the teacher use it: it owns the KV cache and knows which tokens it holds,
+so callers append only what is new (`append`) or roll back to a shared prefix (`sync`).
+Logits are read for the last position only, straight from llama.cpp (no `logits_all`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import llama_cpp
+import llama_cpp.llama_cpp as llama_lib
+import numpy as np
+import numpy.typing as npt
+from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+from relay_common.errors import ContextFullError, ModelLoadError, ModelNotFoundError
+
+# Used when a GGUF has no chat template (base models such as Gemma-3-270M).
+PLAIN_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ message['role'] | capitalize }}: {{ message['content'] }}\n\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}Assistant: {% endif %}"
+)
+
+
+def _guard_amx_repacking() -> None:
+    """Loads every model with `use_extra_bufts = False`.
+
+    On CPUs with AMX (Sapphire Rapids and later, common on cloud VMs) llama.cpp's AMX weight
+    repacking crashes the first decode (segfault in ggml_backend_amx_mul_mat). The extra buffer
+    types only serve that repacking, so turning them off costs nothing elsewhere. `Llama` builds
+    its model parameters from `llama_model_default_params()`, so the default is patched once.
+    """
+    default_params = llama_lib.llama_model_default_params
+    if getattr(default_params, "_relay_guarded", False):
+        return
+    if "use_extra_bufts" not in {name for name, _ in llama_lib.llama_model_params._fields_}:
+        return
+
+    def params_without_extra_bufts() -> llama_lib.llama_model_params:
+        params = default_params()
+        params.use_extra_bufts = False
+        return params
+
+    params_without_extra_bufts._relay_guarded = True  # type: ignore[attr-defined]
+    llama_lib.llama_model_default_params = params_without_extra_bufts
+
+
+_guard_amx_repacking()
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+class GgufModel:
+    """One llama.cpp context over one GGUF file. Not thread-safe: one user at a time."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+    ) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ModelNotFoundError(
+                f"model file not found: {self.path}; give the path of a .gguf file"
+            )
+        try:
+            self.llama = llama_cpp.Llama(
+                model_path=str(self.path),
+                n_ctx=n_ctx,
+                n_batch=min(512, n_ctx),
+                n_threads=n_threads,
+                # Rolling the KV cache back to a shared prefix needs the full-size cache on
+                # models with sliding-window attention (Gemma 3); without it llama.cpp cannot
+                # remove a suffix and every call would re-evaluate the whole context.
+                swa_full=True,
+                logits_all=False,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise ModelLoadError(f"llama.cpp could not load {self.path}: {exc}") from exc
+        self.name = self.path.stem
+        self.n_ctx = self.llama.n_ctx()
+        self.n_vocab = self.llama.n_vocab()
+        self._vocab = self.llama._model.vocab
+        self._ctx = self.llama._ctx
+        self._fingerprint: str | None = None
+        self._fingerprint_lock = threading.Lock()
+        self.tokens: list[int] = []
+        # Tokens llama.cpp decoded over this model's life: lets callers and tests check that
+        # only new tokens are evaluated.
+        self.evaluated_tokens = 0
+        template = self.llama.metadata.get("tokenizer.chat_template") or PLAIN_CHAT_TEMPLATE
+        self.has_chat_template = "tokenizer.chat_template" in self.llama.metadata
+        self._chat = Jinja2ChatFormatter(
+            template=template,
+            eos_token=self._piece_text(self.llama.token_eos()),
+            bos_token=self._piece_text(self.llama.token_bos()),
+            add_generation_prompt=True,
+        )
+
+    # -- tokenizer ---------------------------------------------------------------------------
+
+    def tokenize(self, text: str, *, add_bos: bool = False, special: bool = False) -> list[int]:
+        return self.llama.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special)
+
+    def detokenize(self, tokens: Sequence[int], *, special: bool = False) -> bytes:
+        return self.llama.detokenize(list(tokens), special=special)
+
+    def is_end(self, token: int) -> bool:
+        """True for end-of-generation tokens (EOS, end of turn)."""
+        return bool(llama_lib.llama_vocab_is_eog(self._vocab, token))
+
+    def is_valid_token(self, token: int) -> bool:
+        return 0 <= token < self.n_vocab
+
+    @property
+    def fingerprint(self) -> str:
+        """`sha256:<hex>` over the tokenizer kind and every token's text and type.
+
+        Two models with the same fingerprint map text to the same ids, so token ids can pass
+        between them unchanged (token mode).
+        """
+        with self._fingerprint_lock:
+            if self._fingerprint is None:
+                digest = hashlib.sha256()
+                for key in ("tokenizer.ggml.model", "tokenizer.ggml.pre"):
+                    digest.update(self.llama.metadata.get(key, "").encode() + b"\0")
+                for token in range(self.n_vocab):
+                    digest.update(llama_lib.llama_vocab_get_text(self._vocab, token) + b"\0")
+                    digest.update(bytes([llama_lib.llama_vocab_get_attr(self._vocab, token) & 0xFF]))
+                self._fingerprint = f"sha256:{digest.hexdigest()}"
+            return self._fingerprint
+
+    def render_chat(self, messages: Sequence[ChatMessage]) -> list[int]:
+        """The messages in the model's chat template, opening the assistant's turn, as tokens."""
+        rendered = self._chat(messages=[{"role": m.role, "content": m.content} for m in messages])
+        prompt = rendered.prompt
+        bos = self._piece_text(self.llama.token_bos())
+        # Templates that write the BOS text themselves must not get a second BOS token.
+        add_bos = not (bos and prompt.startswith(bos))
+        return self.tokenize(prompt, add_bos=add_bos, special=True)
+
+    def _piece_text(self, token: int) -> str:
+        if token < 0:
+            return ""
+        return llama_lib.llama_vocab_get_text(self._vocab, token).decode("utf-8", "replace")
+
+    # -- KV cache ------------------------------------------------------------------------------
+
+    def append(self, tokens: Sequence[int]) -> None:
+        """Evaluates exactly `tokens` after the current history."""
+        if not tokens:
+            return
+        if len(self.tokens) + len(tokens) > self.n_ctx:
+            raise ContextFullError(
+                f"{len(self.tokens) + len(tokens)} tokens do not fit the context window of "
+                f"{self.n_ctx}; start a new conversation or raise the context size"
+            )
+        self.llama.n_tokens = len(self.tokens)
+        self.llama.eval(list(tokens))
+        self.tokens.extend(tokens)
+        self.evaluated_tokens += len(tokens)
+
+    def truncate(self, length: int) -> None:
+        """Forgets everything after the first `length` tokens of the history."""
+        if length >= len(self.tokens):
+            return
+        if not self._ctx.kv_cache_seq_rm(-1, length, -1):
+            # Some caches cannot drop a suffix; start over and evaluate the prefix again.
+            kept = self.tokens[:length]
+            self.reset()
+            self.append(kept)
+            return
+        del self.tokens[length:]
+        self.llama.n_tokens = length
+
+    def sync(self, tokens: Sequence[int]) -> int:
+        """Makes the history equal `tokens`, reusing the longest shared prefix.
+
+        Returns how many of `tokens` came from the cache. The last token is always evaluated
+        again when nothing else is new, because logits exist only for the last decode.
+        """
+        if not tokens:
+            raise ValueError("cannot sync to an empty context")
+        shared = 0
+        for held, wanted in zip(self.tokens, tokens):
+            if held != wanted:
+                break
+            shared += 1
+        shared = min(shared, len(tokens) - 1)
+        self.truncate(shared)
+        cached = len(self.tokens)
+        self.append(tokens[cached:])
+        return cached
+
+    def reset(self) -> None:
+        self._ctx.kv_cache_clear()
+        self.tokens.clear()
+        self.llama.n_tokens = 0
+
+    def next_logits(self) -> npt.NDArray[np.float32]:
+        """Logits for the position after the history: a view, valid until the next decode."""
+        if not self.tokens:
+            raise ValueError("no tokens evaluated yet")
+        pointer = llama_lib.llama_get_logits_ith(self._ctx.ctx, -1)
+        return np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))
+
+    def close(self) -> None:
+        self.llama.close()
