@@ -33,13 +33,22 @@ class LedgerError(EdgeError):
 class TeacherError(EdgeError):
     """A teacher call did not produce a span.
 
-    `retries` counts the extra attempts made before giving up; `latency_ms` the time spent.
+    `retries` counts the extra attempts made before giving up; `latency_ms` the time spent;
+    `wire_bytes` what the attempts put on the wire (a failed call still costs bytes).
     """
 
-    def __init__(self, message: str, *, retries: int = 0, latency_ms: float = 0.0) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retries: int = 0,
+        latency_ms: float = 0.0,
+        wire_bytes: int = 0,
+    ) -> None:
         super().__init__(message)
         self.retries = retries
         self.latency_ms = latency_ms
+        self.wire_bytes = wire_bytes
 
 
 class TeacherUnavailableError(TeacherError):

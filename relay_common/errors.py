@@ -1,9 +1,9 @@
 """Errors of the shared runtime.
 
-    RelayCommonError
-    ├── ModelNotFoundError   a model path or embedded model package is missing
-    ├── ModelLoadError       llama.cpp could not load a GGUF file
-    └── ContextFullError     more tokens than the model's context window holds
+RelayCommonError
+├── ModelNotFoundError   a model path or embedded model package is missing
+├── ModelLoadError       llama.cpp could not load a GGUF file
+└── ContextFullError     more tokens than the model's context window holds
 """
 
 from __future__ import annotations

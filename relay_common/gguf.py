@@ -7,6 +7,7 @@ Logits are read for the last position only, straight from llama.cpp (no `logits_
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import threading
@@ -119,7 +120,26 @@ class GgufModel:
         return self.llama.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special)
 
     def detokenize(self, tokens: Sequence[int], *, special: bool = False) -> bytes:
-        return self.llama.detokenize(list(tokens), special=special)
+        text = b"".join(self.piece(token, special=special) for token in tokens)
+        # As `Llama.detokenize` does: SentencePiece's word-start space after BOS is no text.
+        if tokens and tokens[0] == self.llama.token_bos() and text.startswith(b" "):
+            return text[1:]
+        return text
+
+    def piece(self, token: int, *, special: bool = False) -> bytes:
+        """The bytes of one token, possibly part of a multi-byte UTF-8 character.
+
+        Not `Llama.detokenize`: its 32-byte buffer silently drops longer pieces (both embedded
+        models have hundreds of such tokens).
+        """
+        buffer = ctypes.create_string_buffer(64)
+        size = llama_lib.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, special)
+        if size < 0:  # the piece needs `-size` bytes
+            buffer = ctypes.create_string_buffer(-size)
+            size = llama_lib.llama_token_to_piece(
+                self._vocab, token, buffer, len(buffer), 0, special
+            )
+        return buffer.raw[:size]
 
     def is_end(self, token: int) -> bool:
         """True for end-of-generation tokens (EOS, end of turn)."""
@@ -142,7 +162,9 @@ class GgufModel:
                     digest.update(self.llama.metadata.get(key, "").encode() + b"\0")
                 for token in range(self.n_vocab):
                     digest.update(llama_lib.llama_vocab_get_text(self._vocab, token) + b"\0")
-                    digest.update(bytes([llama_lib.llama_vocab_get_attr(self._vocab, token) & 0xFF]))
+                    digest.update(
+                        bytes([llama_lib.llama_vocab_get_attr(self._vocab, token) & 0xFF])
+                    )
                 self._fingerprint = f"sha256:{digest.hexdigest()}"
             return self._fingerprint
 
@@ -198,7 +220,7 @@ class GgufModel:
         if not tokens:
             raise ValueError("cannot sync to an empty context")
         shared = 0
-        for held, wanted in zip(self.tokens, tokens):
+        for held, wanted in zip(self.tokens, tokens, strict=False):
             if held != wanted:
                 break
             shared += 1

@@ -1,9 +1,9 @@
 """What the relay loop yields, in answer order. Front ends render them; the ledger records them.
 
-    AnswerStarted    the first event of an answer: the prompt was evaluated
-    TokensAppended   tokens added to the answer (student, teacher or fallback)
-    TeacherCall      one teacher call: succeeded, or failed (then a fallback span follows)
-    AnswerFinished   the last event of an answer
+AnswerStarted    the first event of an answer: the prompt was evaluated
+TokensAppended   tokens added to the answer (student, teacher or fallback)
+TeacherCall      one teacher call: succeeded, or failed (then a fallback span follows)
+AnswerFinished   the last event of an answer
 """
 
 from __future__ import annotations
@@ -57,10 +57,9 @@ class FinishReason(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class AnswerStarted:
     """The prompt (the new turn, in chat) is in the student's context: `prompt_tokens` of it
-    were evaluated; `token_mode` says how the teacher is asked (token ids or text)."""
+    were evaluated (the rest was already cached from earlier turns)."""
 
     prompt_tokens: int
-    token_mode: bool
 
 
 @dataclass(frozen=True, slots=True)

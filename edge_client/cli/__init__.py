@@ -1,0 +1,1 @@
+"""`relay-edge`: front ends that render the relay loop's events (no relay logic here)."""

@@ -1,0 +1,162 @@
+"""The `relay-edge` command line: flags map onto EdgeSettings; known errors print one line."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from edge_client.cli.ask import run_ask
+from edge_client.cli.chat import run_chat
+from edge_client.cli.usage_view import print_usage
+from edge_client.errors import ConfigError, EdgeError
+from edge_client.ledger.store import Ledger
+from edge_client.policies.registry import PolicyName
+from edge_client.settings import EdgeSettings, load_settings
+from relay_common.errors import RelayCommonError
+
+app = typer.Typer(
+    help="Relay decoding on the edge: a small GGUF student that asks a cloud teacher for the "
+    "spans it is unsure of, and goes on alone when the teacher is unreachable.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+Teacher = Annotated[
+    str | None,
+    typer.Option(help="Teacher HOST:PORT, or 'local' to start relay-teacher for the session."),
+]
+TeacherFree = Annotated[
+    bool | None, typer.Option("--teacher-free", help="Never call a teacher.", show_default=False)
+]
+TeacherModel = Annotated[
+    Path | None, typer.Option(help="GGUF file for the local teacher (default: Gemma-3-270M).")
+]
+Student = Annotated[
+    Path | None, typer.Option(help="Student GGUF file (default: SmolLM2-135M-Instruct).")
+]
+Policy = Annotated[PolicyName | None, typer.Option(help="When to call the teacher.")]
+Threshold = Annotated[
+    float | None, typer.Option(help="confidence: call below this top-token probability.")
+]
+Span = Annotated[int | None, typer.Option(help="Teacher tokens per call.")]
+MinGap = Annotated[int | None, typer.Option(help="confidence: student tokens between calls.")]
+Budget = Annotated[int | None, typer.Option(help="Teacher tokens per session, at most.")]
+Rate = Annotated[float | None, typer.Option(help="random: call probability per token.")]
+MaxTokens = Annotated[int | None, typer.Option(help="Tokens per answer, at most.")]
+Temperature = Annotated[float | None, typer.Option(help="Sampling temperature; 0 is greedy.")]
+TopP = Annotated[float | None, typer.Option(help="Nucleus sampling mass.")]
+Seed = Annotated[int | None, typer.Option(help="Seed for sampling and the random policy.")]
+System = Annotated[str | None, typer.Option("--system", help="System prompt.")]
+Config = Annotated[
+    Path | None, typer.Option(help="TOML config file (default: RELAY_CONFIG or the user's one).")
+]
+
+
+@app.command()
+def ask(
+    prompt: Annotated[str, typer.Argument(help="The question.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object: text, usage, spans.")
+    ] = False,
+    teacher: Teacher = None,
+    teacher_free: TeacherFree = None,
+    teacher_model: TeacherModel = None,
+    student: Student = None,
+    policy: Policy = None,
+    threshold: Threshold = None,
+    span: Span = None,
+    min_gap: MinGap = None,
+    budget: Budget = None,
+    rate: Rate = None,
+    max_tokens: MaxTokens = None,
+    temperature: Temperature = None,
+    top_p: TopP = None,
+    seed: Seed = None,
+    system: System = None,
+    config: Config = None,
+) -> None:
+    """Answer one question, streaming the answer (teacher spans highlighted)."""
+    settings = _settings(locals())
+    _guarded(lambda: run_ask(settings, prompt, as_json=as_json, out=_OUT, err=_ERR))
+
+
+@app.command()
+def chat(
+    teacher: Teacher = None,
+    teacher_free: TeacherFree = None,
+    teacher_model: TeacherModel = None,
+    student: Student = None,
+    policy: Policy = None,
+    threshold: Threshold = None,
+    span: Span = None,
+    min_gap: MinGap = None,
+    budget: Budget = None,
+    rate: Rate = None,
+    max_tokens: MaxTokens = None,
+    temperature: Temperature = None,
+    top_p: TopP = None,
+    seed: Seed = None,
+    system: System = None,
+    config: Config = None,
+) -> None:
+    """Chat with the student; it relays to the teacher where it is unsure."""
+    settings = _settings(locals())
+    _guarded(lambda: run_chat(settings, console=_OUT))
+
+
+@app.command()
+def usage(
+    session: Annotated[str | None, typer.Option(help="Only this session.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    config: Config = None,
+) -> None:
+    """Token accounting per session, from the ledger."""
+    settings = _settings({"config": config})
+
+    def show() -> None:
+        ledger = Ledger(settings.ledger_path)
+        try:
+            print_usage(ledger, session_id=session, as_json=as_json, console=_OUT)
+        finally:
+            ledger.close()
+
+    _guarded(show)
+
+
+T = TypeVar("T")
+_OUT = Console(highlight=False)
+_ERR = Console(stderr=True, highlight=False)
+
+
+def _settings(flags: dict[str, object]) -> EdgeSettings:
+    flags = {name: value for name, value in flags.items() if name not in {"prompt", "as_json"}}
+    config = flags.pop("config")
+    flags["system_prompt"] = flags.pop("system", None)
+    return _guarded(lambda: load_settings(config_file=config, **flags))  # type: ignore[arg-type]
+
+
+def _guarded(action: Callable[[], T]) -> T:
+    """Runs `action`; a known error prints one line (what is wrong, what to do) and exits
+    non-zero. Anything unexpected is not swallowed."""
+    try:
+        return action()
+    except ConfigError as exc:
+        _ERR.print(Text.assemble(("error: ", "red"), str(exc)))
+        raise typer.Exit(2) from exc
+    except (EdgeError, RelayCommonError) as exc:
+        _ERR.print(Text.assemble(("error: ", "red"), str(exc)))
+        raise typer.Exit(1) from exc
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Policies by name: the one place the CLI and settings turn a name into a Policy."""
+
+from __future__ import annotations
+
+import enum
+
+from edge_client.policies.base import Policy
+from edge_client.policies.baselines import AlwaysPolicy, NeverPolicy, RandomPolicy
+from edge_client.policies.command import CommandPolicy
+from edge_client.policies.confidence import ConfidencePolicy
+
+
+class PolicyName(str, enum.Enum):
+    CONFIDENCE = "confidence"
+    COMMAND = "command"
+    RANDOM = "random"
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+def build_policy(
+    name: PolicyName,
+    *,
+    span: int,
+    max_span: int,
+    threshold: float,
+    min_gap: int,
+    budget: int | None,
+    rate: float,
+    seed: int | None,
+) -> Policy:
+    """Makes the policy `name` from the settings that concern it."""
+    match name:
+        case PolicyName.CONFIDENCE:
+            return ConfidencePolicy(threshold=threshold, span=span, min_gap=min_gap, budget=budget)
+        case PolicyName.COMMAND:
+            return CommandPolicy(default_span=span, max_span=max_span)
+        case PolicyName.RANDOM:
+            return RandomPolicy(rate=rate, span=span, seed=seed)
+        case PolicyName.ALWAYS:
+            return AlwaysPolicy(span=span)
+        case PolicyName.NEVER:
+            return NeverPolicy()

@@ -1,0 +1,244 @@
+"""The relay loop (DESIGN §4): the student writes, the policy decides where the teacher writes
+a span, a failed teacher span falls back to the student. Pure logic over the StudentEngine,
+TeacherClient and Policy interfaces; it yields events and returns the answer's usage.
+
+    session = RelaySession(student=..., teacher=..., policy=..., options=RelayOptions())
+    usage = yield from session.answer(messages)      # or: for event in session.answer(...)
+"""
+
+from __future__ import annotations
+
+import codecs
+import uuid
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field
+
+from edge_client.errors import TeacherError
+from edge_client.policies.base import Policy, Step
+from edge_client.relay.events import (
+    AnswerFinished,
+    AnswerStarted,
+    FinishReason,
+    RelayEvent,
+    Source,
+    TeacherCall,
+    TokensAppended,
+)
+from edge_client.relay.usage import Usage
+from edge_client.student.engine import StudentEngine
+from edge_client.teacher.client import SpanReply, SpanRequest, TeacherClient, TeacherInfo
+from relay_common.errors import ContextFullError
+from relay_common.gguf import ChatMessage
+from relay_common.sampling import Sampler, SamplingParams
+
+Events = Generator[RelayEvent, None, FinishReason | None]
+
+
+@dataclass(frozen=True, slots=True)
+class RelayOptions:
+    max_tokens: int = 512  # generated tokens per answer, student and teacher together
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+
+
+@dataclass(slots=True)
+class _Answer:
+    """State of the answer being written."""
+
+    messages: Sequence[ChatMessage]
+    teacher_context: list[int]  # prompt + answer without command tokens (token mode)
+    usage: Usage = field(default_factory=Usage)
+    visible_text: str = ""  # what the user saw so far (text mode's assistant prefix)
+    generated: int = 0
+    last_call_end: int | None = None
+    decoder: codecs.IncrementalDecoder = field(
+        default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
+    )
+
+
+class RelaySession:
+    """One conversation: the student's KV cache, the policy's state and the session's usage."""
+
+    def __init__(
+        self,
+        *,
+        student: StudentEngine,
+        teacher: TeacherClient | None,
+        policy: Policy,
+        options: RelayOptions,
+        session_id: str | None = None,
+        is_cancelled: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.student = student
+        self.teacher = teacher
+        self.policy = policy
+        self.options = options
+        self.session_id = session_id or uuid.uuid4().hex
+        self.is_cancelled = is_cancelled
+        self.usage = Usage()
+        self._teacher_info: TeacherInfo | None = None
+
+    @property
+    def token_mode(self) -> bool | None:
+        """True when spans travel as token ids; None until the teacher has been reached."""
+        if self._teacher_info is None:
+            return None
+        return self._teacher_info.tokenizer_fingerprint == self.student.fingerprint
+
+    def answer(self, messages: Sequence[ChatMessage]) -> Generator[RelayEvent, None, Usage]:
+        """Writes the assistant's answer to `messages`, yielding events as it goes."""
+        prompt = self.student.render_prompt(messages)
+        answer = _Answer(messages=messages, teacher_context=list(prompt))
+        self.policy.start_answer()
+        sampler = Sampler(self.options.sampling)
+        reason: FinishReason | None = None
+        try:
+            cached = self.student.sync(prompt)
+            yield self._emit(answer, AnswerStarted(prompt_tokens=len(prompt) - cached))
+            while reason is None:
+                reason = yield from self._step(answer, sampler)
+        except ContextFullError:
+            reason = FinishReason.CONTEXT_FULL
+        for released in self.policy.flush():
+            yield self._tokens(answer, Source.STUDENT, [released.token_id], released.text)
+        yield self._emit(answer, AnswerFinished(reason=reason))
+        return answer.usage
+
+    def _step(self, answer: _Answer, sampler: Sampler) -> Events:
+        if self.is_cancelled():
+            return FinishReason.CANCELLED
+        remaining = self.options.max_tokens - answer.generated
+        if remaining <= 0:
+            return FinishReason.MAX_TOKENS
+        since_call = (
+            None if answer.last_call_end is None else answer.generated - answer.last_call_end
+        )
+        step = Step(
+            logits=self.student.next_logits(),
+            position=answer.generated,
+            tokens_since_call=since_call,
+            teacher_tokens_used=self.usage.teacher_tokens,
+        )
+        wanted = self.policy.decide(step)
+        if wanted > 0 and self.teacher is not None:
+            return (yield from self._teacher_span(answer, sampler, min(wanted, remaining)))
+        return (yield from self._student_token(answer, sampler, Source.STUDENT))
+
+    def _student_token(self, answer: _Answer, sampler: Sampler, source: Source) -> Events:
+        token = sampler.sample(self.student.next_logits())
+        if self.student.is_end(token):
+            return FinishReason.END_OF_ANSWER
+        self.student.append([token])
+        answer.generated += 1
+        text = answer.decoder.decode(self.student.detokenize([token]))
+        for released in self.policy.observe(token, text):
+            yield self._tokens(
+                answer, source, [released.token_id], released.text, command=released.command
+            )
+        return None
+
+    def _teacher_span(self, answer: _Answer, sampler: Sampler, span: int) -> Events:
+        assert self.teacher is not None  # checked by the caller
+        try:
+            reply = self.teacher.generate_span(self._span_request(answer, span))
+            token_ids = self._student_tokens_of(reply)[:span]
+        except TeacherError as exc:
+            yield self._emit(
+                answer,
+                TeacherCall(
+                    requested=span,
+                    received=0,
+                    retries=exc.retries,
+                    latency_ms=exc.latency_ms,
+                    wire_bytes=0,
+                    error=str(exc),
+                ),
+            )
+            return (yield from self._fallback(answer, sampler, span))
+        yield self._emit(
+            answer,
+            TeacherCall(
+                requested=span,
+                received=len(token_ids),
+                retries=reply.retries,
+                latency_ms=reply.latency_ms,
+                wire_bytes=reply.wire_bytes,
+            ),
+        )
+        if token_ids:
+            # Only the span's tokens are evaluated: the prefix is already in the KV cache.
+            self.student.append(token_ids)
+            answer.generated += len(token_ids)
+            text = answer.decoder.decode(self.student.detokenize(token_ids))
+            yield self._tokens(answer, Source.TEACHER, token_ids, text)
+        answer.last_call_end = answer.generated
+        if reply.ended_answer:
+            return FinishReason.END_OF_ANSWER
+        if not token_ids:  # an empty span must not stall the answer: the student goes on
+            return (yield from self._student_token(answer, sampler, Source.STUDENT))
+        return None
+
+    def _fallback(self, answer: _Answer, sampler: Sampler, span: int) -> Events:
+        """The student writes the span the teacher could not (teacher-free for `span` tokens)."""
+        answer.last_call_end = answer.generated + span
+        for _ in range(span):
+            if self.is_cancelled():
+                return FinishReason.CANCELLED
+            reason = yield from self._student_token(answer, sampler, Source.FALLBACK)
+            if reason is not None:
+                return reason
+        return None
+
+    def _span_request(self, answer: _Answer, span: int) -> SpanRequest:
+        assert self.teacher is not None
+        if self._teacher_info is None:
+            self._teacher_info = self.teacher.info()
+        common = {
+            "session_id": self.session_id,
+            "request_id": uuid.uuid4().hex,
+            "max_tokens": min(span, self._teacher_info.max_span_tokens),
+            "sampling": self.options.sampling,
+        }
+        if self.token_mode:
+            return SpanRequest(
+                **common,
+                token_ids=tuple(answer.teacher_context),
+                tokenizer_fingerprint=self.student.fingerprint,
+            )
+        return SpanRequest(
+            **common, messages=tuple(answer.messages), assistant_prefix=answer.visible_text
+        )
+
+    def _student_tokens_of(self, reply: SpanReply) -> list[int]:
+        if not self.token_mode:
+            return self.student.tokenize(reply.text)
+        invalid = [token for token in reply.token_ids if not 0 <= token < self.student.n_vocab]
+        if invalid:
+            raise TeacherError(
+                f"the teacher returned token ids outside the student's vocabulary: {invalid[:5]}"
+            )
+        return list(reply.token_ids)
+
+    def _tokens(
+        self,
+        answer: _Answer,
+        source: Source,
+        token_ids: list[int],
+        text: str,
+        *,
+        command: bool = False,
+    ) -> TokensAppended:
+        if not command:
+            answer.teacher_context.extend(token_ids)
+        answer.visible_text += text
+        event = TokensAppended(
+            source=source,
+            token_ids=tuple(token_ids),
+            text=text,
+            command_tokens=len(token_ids) if command else 0,
+        )
+        return self._emit(answer, event)
+
+    def _emit(self, answer: _Answer, event: RelayEvent) -> RelayEvent:
+        answer.usage.add(event)
+        self.usage.add(event)
+        return event

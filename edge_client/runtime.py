@@ -1,0 +1,143 @@
+"""Assembles a relay session from settings: the student, the teacher (remote, local or none),
+the policy and the ledger. Front ends (CLI, chat, a future HTTP API) open one and render the
+events it yields; every event is in the ledger before the front end sees it.
+
+    with open_runtime(settings) as runtime:
+        for event in runtime.answer(messages):
+            render(event)
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import threading
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_client.ledger.store import Ledger
+from edge_client.policies.registry import build_policy
+from edge_client.relay.events import RelayEvent
+from edge_client.relay.loop import RelayOptions, RelaySession
+from edge_client.relay.usage import Usage
+from edge_client.settings import LOCAL_TEACHER, EdgeSettings
+from edge_client.student.llama_student import LlamaStudent
+from edge_client.teacher.client import TeacherClient, TeacherState
+from edge_client.teacher.grpc_client import GrpcTeacherClient
+from edge_client.teacher.local import start_local_teacher
+from relay_common.gguf import ChatMessage
+from relay_common.sampling import SamplingParams
+
+
+@dataclass(slots=True)
+class EdgeRuntime:
+    """A session and what it needs, ready to answer."""
+
+    session: RelaySession
+    ledger: Ledger
+    teacher_label: str  # "HOST:PORT", "local (HOST:PORT)" or "none"
+    cancel: threading.Event
+    _teacher: TeacherClient | None
+
+    @property
+    def teacher_state(self) -> TeacherState:
+        if self.session.teacher is None:
+            return TeacherState.OFFLINE
+        return self.session.teacher.state
+
+    @property
+    def has_teacher(self) -> bool:
+        return self._teacher is not None
+
+    def set_online(self, online: bool) -> None:
+        """Teacher-free while offline; back to the configured teacher when online."""
+        self.session.teacher = self._teacher if online else None
+
+    def answer(self, messages: Sequence[ChatMessage]) -> Generator[RelayEvent, None, Usage]:
+        """The session's answer to `messages`, each event recorded before it is yielded."""
+        self.cancel.clear()
+        answer = self.session.answer(messages)
+        while True:
+            try:
+                event = next(answer)
+            except StopIteration as done:
+                return done.value
+            self.ledger.record(self.session.session_id, event)
+            yield event
+
+
+def resolve_teacher(settings: EdgeSettings) -> str | None:
+    """The teacher to use: an address, LOCAL_TEACHER, or None for teacher-free."""
+    if settings.teacher_free:
+        return None
+    if settings.teacher is not None:
+        return settings.teacher
+    # No teacher configured: relay against a local one when the teacher is installed.
+    return LOCAL_TEACHER if _relay_teacher_installed() else None
+
+
+def _relay_teacher_installed() -> bool:
+    beside_python = Path(sys.executable).with_name("relay-teacher")
+    return beside_python.is_file() or shutil.which("relay-teacher") is not None
+
+
+@contextmanager
+def open_runtime(settings: EdgeSettings) -> Iterator[EdgeRuntime]:
+    """Loads the student, connects (or starts) the teacher, opens the ledger."""
+    with ExitStack() as stack:
+        ledger = Ledger(settings.ledger_path)
+        stack.callback(ledger.close)
+        student = LlamaStudent(settings.student, n_ctx=settings.n_ctx)
+        stack.callback(student.close)
+        teacher: TeacherClient | None = None
+        label = "none"
+        target = resolve_teacher(settings)
+        if target == LOCAL_TEACHER:
+            local = stack.enter_context(start_local_teacher(model=settings.teacher_model))
+            target, label = local.address, f"local ({local.address})"
+        elif target is not None:
+            label = target
+        if target is not None:
+            client = GrpcTeacherClient(target, settings=settings.teacher_client)
+            stack.callback(client.close)
+            teacher = client
+        cancel = threading.Event()
+        session = RelaySession(
+            student=student,
+            teacher=teacher,
+            policy=build_policy(
+                settings.policy,
+                span=settings.span,
+                max_span=settings.max_span,
+                threshold=settings.threshold,
+                min_gap=settings.min_gap,
+                budget=settings.budget,
+                rate=settings.rate,
+                seed=settings.seed,
+            ),
+            options=RelayOptions(
+                max_tokens=settings.max_tokens,
+                sampling=SamplingParams(
+                    temperature=settings.temperature, top_p=settings.top_p, seed=settings.seed
+                ),
+            ),
+            is_cancelled=cancel.is_set,
+        )
+        ledger.start_session(
+            session.session_id,
+            student_model=student.model_name,
+            teacher=label,
+            policy=settings.policy.value,
+        )
+        yield EdgeRuntime(
+            session=session, ledger=ledger, teacher_label=label, cancel=cancel, _teacher=teacher
+        )
+
+
+def conversation_start(settings: EdgeSettings) -> list[ChatMessage]:
+    """The messages every conversation begins with (the system prompt, if any)."""
+    if settings.system_prompt:
+        return [ChatMessage("system", settings.system_prompt)]
+    return []

@@ -1,0 +1,146 @@
+"""The edge's settings: one typed object that CLI flags, `RELAY_*` environment variables and a
+TOML config file all map onto (flags win over the environment, which wins over the file).
+
+    # ~/.config/relay-edge/config.toml (or --config PATH, or RELAY_CONFIG=PATH)
+    teacher = "teacher.example.com:50051"
+    policy = "confidence"
+    threshold = 0.4
+    [teacher_client]
+    deadline_s = 5.0
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from edge_client.errors import ConfigError
+from edge_client.policies.registry import PolicyName
+from edge_client.teacher.settings import TeacherSettings
+
+LOCAL_TEACHER = "local"
+
+
+def default_config_file() -> Path:
+    return Path(platformdirs.user_config_dir("relay-edge")) / "config.toml"
+
+
+class EdgeSettings(BaseSettings):
+    """Everything `relay-edge ask` and `relay-edge chat` can be told."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RELAY_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    teacher: str | None = Field(
+        default=None,
+        description=(
+            "Teacher as HOST:PORT, or 'local' to start relay-teacher on a free loopback port "
+            "for the session (the default when none is set and relay-teacher is installed)."
+        ),
+    )
+    teacher_free: bool = Field(
+        default=False, description="Never call a teacher: the student writes every token."
+    )
+    teacher_model: Path | None = Field(
+        default=None, description="GGUF file for the local teacher (default: embedded Gemma)."
+    )
+    student: Path | None = Field(
+        default=None, description="GGUF file of the student (default: embedded SmolLM2-135M)."
+    )
+    n_ctx: int = Field(default=4096, ge=256, le=131072, description="Student context window.")
+    policy: PolicyName = Field(
+        default=PolicyName.CONFIDENCE, description="When the student calls the teacher."
+    )
+    threshold: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="confidence: call when the top-token probability is below this.",
+    )
+    span: int = Field(default=8, ge=1, le=1024, description="Teacher tokens per call (n).")
+    max_span: int = Field(
+        default=64, ge=1, le=1024, description="command: largest span a <call>n</call> may ask."
+    )
+    min_gap: int = Field(
+        default=4, ge=0, description="confidence: student tokens between two calls, at least."
+    )
+    budget: int | None = Field(
+        default=None, ge=0, description="confidence: teacher tokens a session may use, at most."
+    )
+    rate: float = Field(
+        default=0.05, ge=0, le=1, description="random: chance of a call at each position."
+    )
+    max_tokens: int = Field(
+        default=512, ge=1, le=32768, description="Tokens per answer, student and teacher."
+    )
+    temperature: float = Field(default=0.0, ge=0, le=5, description="0 is greedy.")
+    top_p: float = Field(default=1.0, gt=0, le=1, description="Nucleus sampling mass.")
+    seed: int | None = Field(default=None, ge=0, description="Seed for sampling and 'random'.")
+    system_prompt: str | None = Field(
+        default=None, description="System message at the start of every conversation."
+    )
+    ledger_path: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_data_dir("relay-edge")) / "ledger.db",
+        description="SQLite file of the per-session accounting.",
+    )
+    teacher_client: TeacherSettings = Field(
+        default_factory=TeacherSettings, description="Deadlines, retries, circuit breaker."
+    )
+
+    @model_validator(mode="after")
+    def _span_within_limit(self) -> EdgeSettings:
+        if self.span > self.max_span:
+            raise ValueError(f"span ({self.span}) must not exceed max_span ({self.max_span})")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML source reads `model_config["toml_file"]`: none here, one in `load_settings`.
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
+
+
+def load_settings(*, config_file: Path | None = None, **flags: Any) -> EdgeSettings:
+    """Settings from flags (those not None), the environment and the config file.
+
+    Raises ConfigError naming each bad value and where to fix it.
+    """
+    if config_file is None and "RELAY_CONFIG" in os.environ:
+        config_file = Path(os.environ["RELAY_CONFIG"])
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"config file not found: {config_file}; give an existing TOML file")
+    if config_file is None and default_config_file().is_file():
+        config_file = default_config_file()
+
+    class SettingsWithFile(EdgeSettings):
+        model_config = SettingsConfigDict(toml_file=config_file)
+
+    try:
+        return SettingsWithFile(
+            **{name: value for name, value in flags.items() if value is not None}
+        )
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from exc
+    except ValueError as exc:  # tomllib.TOMLDecodeError: the config file is not valid TOML
+        raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from exc

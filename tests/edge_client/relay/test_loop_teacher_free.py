@@ -1,0 +1,151 @@
+"""The relay loop with the real student and no teacher, or a teacher that cannot be reached."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from edge_client.policies.baselines import AlwaysPolicy, NeverPolicy
+from edge_client.relay.events import (
+    AnswerFinished,
+    AnswerStarted,
+    FinishReason,
+    Source,
+    TeacherCall,
+    TokensAppended,
+)
+from edge_client.relay.loop import RelayOptions, RelaySession
+from edge_client.student.llama_student import LlamaStudent
+from edge_client.teacher.grpc_client import GrpcTeacherClient
+from edge_client.teacher.settings import TeacherSettings
+from relay_common.gguf import ChatMessage
+
+QUESTION = [ChatMessage("user", "Name three colours of the rainbow.")]
+
+
+def run(session: RelaySession, messages=QUESTION):
+    events = list(session.answer(messages))
+    text = "".join(e.text for e in events if isinstance(e, TokensAppended))
+    return events, text
+
+
+def test_teacher_free_answer_is_complete_and_accounted(student):
+    session = RelaySession(
+        student=student, teacher=None, policy=NeverPolicy(), options=RelayOptions(max_tokens=48)
+    )
+    events, text = run(session)
+    assert isinstance(events[0], AnswerStarted)
+    assert isinstance(events[-1], AnswerFinished)
+    tokens = [e for e in events if isinstance(e, TokensAppended)]
+    assert text.strip()
+    assert {e.source for e in tokens} == {Source.STUDENT}
+    assert session.usage.student_tokens == sum(len(e.token_ids) for e in tokens) > 0
+    assert session.usage.teacher_tokens == 0
+    assert session.usage.prompt_tokens == len(student.render_prompt(QUESTION))
+    assert session.usage.offload_ratio == 0
+
+
+def test_max_tokens_ends_the_answer(student):
+    session = RelaySession(
+        student=student, teacher=None, policy=NeverPolicy(), options=RelayOptions(max_tokens=5)
+    )
+    events, _ = run(session)
+    assert events[-1] == AnswerFinished(FinishReason.MAX_TOKENS)
+    assert session.usage.student_tokens == 5
+
+
+def test_cancel_stops_between_tokens(student):
+    written = []
+
+    def cancelled() -> bool:
+        return len(written) >= 3
+
+    session = RelaySession(
+        student=student,
+        teacher=None,
+        policy=NeverPolicy(),
+        options=RelayOptions(max_tokens=40),
+        is_cancelled=cancelled,
+    )
+    for event in session.answer(QUESTION):
+        if isinstance(event, TokensAppended):
+            written.append(event)
+        last = event
+    assert last == AnswerFinished(FinishReason.CANCELLED)
+    assert session.usage.student_tokens == 3
+
+
+def test_a_full_context_ends_the_answer_cleanly():
+    small = LlamaStudent(n_ctx=256)
+    try:
+        session = RelaySession(
+            student=small, teacher=None, policy=NeverPolicy(), options=RelayOptions(max_tokens=500)
+        )
+        # About 240 prompt tokens: the context is full a few tokens into the answer.
+        long_question = [ChatMessage("user", "one two three " * 66 + "Go on counting.")]
+        events, _ = run(session, long_question)
+        assert events[-1] == AnswerFinished(FinishReason.CONTEXT_FULL)
+        assert session.usage.prompt_tokens + session.usage.student_tokens <= 256
+    finally:
+        small.close()
+
+
+def test_second_turn_evaluates_only_the_new_turn(student):
+    session = RelaySession(
+        student=student, teacher=None, policy=NeverPolicy(), options=RelayOptions(max_tokens=12)
+    )
+    _, first_answer = run(session)
+    conversation = [
+        *QUESTION,
+        ChatMessage("assistant", first_answer),
+        ChatMessage("user", "And one more?"),
+    ]
+    events, _ = run(session, conversation)
+    started = events[0]
+    assert isinstance(started, AnswerStarted)
+    assert 0 < started.prompt_tokens < len(student.render_prompt(conversation)) // 2
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.timeout(60)
+def test_unreachable_teacher_falls_back_and_loses_nothing(student):
+    """Every span falls back to the student; greedy, so the answer equals the teacher-free one."""
+    alone = RelaySession(
+        student=student, teacher=None, policy=NeverPolicy(), options=RelayOptions(max_tokens=24)
+    )
+    _, expected = run(alone)
+    client = GrpcTeacherClient(
+        f"127.0.0.1:{_closed_port()}",
+        settings=TeacherSettings(
+            deadline_s=0.5,
+            attempts=2,
+            latency_budget_s=2,
+            backoff_initial_s=0.01,
+            backoff_max_s=0.02,
+            breaker_threshold=2,
+        ),
+    )
+    try:
+        session = RelaySession(
+            student=student,
+            teacher=client,
+            policy=AlwaysPolicy(span=4),
+            options=RelayOptions(max_tokens=24),
+        )
+        events, text = run(session)
+    finally:
+        client.close()
+    calls = [e for e in events if isinstance(e, TeacherCall)]
+    assert text == expected
+    assert calls and all(call.failed for call in calls)
+    usage = session.usage
+    assert usage.teacher_failures == usage.fallback_spans == len(calls)
+    assert usage.fallback_tokens == usage.student_tokens > 0
+    assert usage.teacher_tokens == 0
+    assert usage.retries >= 1  # the first calls were retried before the breaker opened
