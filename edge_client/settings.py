@@ -25,6 +25,7 @@ from pydantic_settings import (
 )
 
 from edge_client.errors import ConfigError
+from edge_client.ledger.store import default_ledger_path
 from edge_client.policies.registry import PolicyName
 from edge_client.teacher.settings import TeacherSettings
 
@@ -91,7 +92,7 @@ class EdgeSettings(BaseSettings):
         default=None, description="System message at the start of every conversation."
     )
     ledger_path: Path = Field(
-        default_factory=lambda: Path(platformdirs.user_data_dir("relay-edge")) / "ledger.db",
+        default_factory=default_ledger_path,
         description="SQLite file of the per-session accounting.",
     )
     teacher_client: TeacherSettings = Field(

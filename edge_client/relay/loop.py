@@ -149,7 +149,7 @@ class RelaySession:
                     received=0,
                     retries=exc.retries,
                     latency_ms=exc.latency_ms,
-                    wire_bytes=0,
+                    wire_bytes=exc.wire_bytes,
                     error=str(exc),
                 ),
             )

@@ -61,6 +61,8 @@ class TeacherClient(Protocol):
         info = client.info()                     # raises TeacherError when unreachable
         reply = client.generate_span(request)    # raises TeacherError subclasses
         client.state                             # TeacherState for the user
+
+    `GrpcTeacherClient` is the production one; tests may pass any object with these members.
     """
 
     @property

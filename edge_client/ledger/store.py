@@ -1,0 +1,232 @@
+"""Durable per-session accounting (DESIGN §6) in one SQLite file, written as the answer goes.
+
+    with Ledger() as ledger:                       # RELAY_LEDGER_PATH or the user data dir
+        ledger.start_session(session_id, student_model="SmolLM2", teacher="local",
+                             policy="confidence")
+        for event in relay_events:
+            ledger.record(session_id, event)       # committed before it returns
+        ledger.session(session_id).usage           # Usage, as `Usage.add` counted it
+
+Every event commits on its own, so a crash loses at most the span in flight. The counting is
+`Usage.add`'s, not repeated here; each teacher call (failed ones too) also gets its own row in
+`teacher_calls`. Journal mode WAL with synchronous=NORMAL keeps a commit per token cheap (no
+fsync each time) while surviving a crash of the process; a power cut may lose the last commits.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+
+import platformdirs
+
+from edge_client.errors import LedgerError
+from edge_client.ledger.migrations import migrate
+from edge_client.relay.events import RelayEvent, TeacherCall
+from edge_client.relay.usage import Usage
+
+PATH_ENV_VAR = "RELAY_LEDGER_PATH"
+
+# The sessions table has one column per Usage counter, with the same name.
+_USAGE_COLUMNS = tuple(field.name for field in fields(Usage))
+_SELECT_SESSIONS = (
+    "SELECT id, started_at, student_model, teacher, policy, mode, "
+    f"{', '.join(_USAGE_COLUMNS)} FROM sessions"
+)
+_UPDATE_USAGE = (
+    f"UPDATE sessions SET {', '.join(f'{name} = ?' for name in _USAGE_COLUMNS)} WHERE id = ?"
+)
+
+
+def default_ledger_path() -> Path:
+    """$RELAY_LEDGER_PATH, else ledger.db in the user's data directory for relay-edge."""
+    override = os.environ.get(PATH_ENV_VAR)
+    if override:
+        return Path(override)
+    return Path(platformdirs.user_data_dir("relay-edge")) / "ledger.db"
+
+
+@dataclass(slots=True)
+class SessionRecord:
+    """One session as the ledger holds it."""
+
+    session_id: str
+    started_at: datetime  # UTC
+    student_model: str
+    teacher: str
+    policy: str
+    mode: str | None
+    usage: Usage
+
+
+def total_usage(records: Sequence[SessionRecord]) -> Usage:
+    total = Usage()
+    for record in records:
+        total.merge(record.usage)
+    return total
+
+
+class Ledger:
+    """The ledger in the SQLite file at `path` (default: `default_ledger_path()`), created
+    and migrated on open. sqlite3 and file-system errors become LedgerError naming the path.
+    One connection: use a Ledger from the thread that opened it."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else default_ledger_path()
+        with self._mapped("open"):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Autocommit mode: transactions are explicit (`_transaction`), one per event.
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=10)
+            try:
+                self._db.row_factory = sqlite3.Row
+                self._db.execute("PRAGMA journal_mode = WAL")
+                self._db.execute("PRAGMA synchronous = NORMAL")
+                self._db.execute("PRAGMA foreign_keys = ON")
+                migrate(self._db)
+            except BaseException:
+                self._db.close()
+                raise
+
+    def start_session(
+        self,
+        session_id: str,
+        *,
+        student_model: str,
+        teacher: str,
+        policy: str,
+        mode: str | None = None,
+    ) -> None:
+        """Adds a session with zero counts. Starting a session the ledger already holds
+        keeps its record: a resumed conversation goes on counting where it stopped."""
+        with self._mapped("write to"), self._transaction():
+            self._db.execute(
+                "INSERT INTO sessions (id, started_at, student_model, teacher, policy, mode) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                (
+                    session_id,
+                    datetime.now(timezone.utc).isoformat(),
+                    student_model,
+                    teacher,
+                    policy,
+                    mode,
+                ),
+            )
+
+    def record(self, session_id: str, event: RelayEvent) -> None:
+        """Counts `event` into the session and commits; a TeacherCall also gets its row."""
+        with self._mapped("write to"), self._transaction():
+            record = self._session(session_id)
+            if record is None:
+                raise LedgerError(
+                    f"session {session_id!r} is not in the ledger at {self.path}; "
+                    "start_session() must come first"
+                )
+            usage = record.usage
+            usage.add(event)
+            self._db.execute(
+                _UPDATE_USAGE,
+                (*(getattr(usage, name) for name in _USAGE_COLUMNS), session_id),
+            )
+            if isinstance(event, TeacherCall):
+                self._db.execute(
+                    "INSERT INTO teacher_calls (session_id, recorded_at, requested, received, "
+                    "retries, latency_ms, wire_bytes, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        session_id,
+                        datetime.now(timezone.utc).isoformat(),
+                        event.requested,
+                        event.received,
+                        event.retries,
+                        event.latency_ms,
+                        event.wire_bytes,
+                        event.error,
+                    ),
+                )
+
+    def session(self, session_id: str) -> SessionRecord | None:
+        with self._mapped("read"):
+            return self._session(session_id)
+
+    def sessions(self, *, prefix: str = "") -> list[SessionRecord]:
+        """Every session whose id starts with `prefix` (all by default), newest first."""
+        with self._mapped("read"):
+            rows = self._db.execute(
+                f"{_SELECT_SESSIONS} WHERE substr(id, 1, length(?)) = ? "
+                "ORDER BY started_at DESC, rowid DESC",
+                (prefix, prefix),
+            )
+            return [_to_record(row) for row in rows]
+
+    def teacher_calls(self, session_id: str) -> list[TeacherCall]:
+        """The session's teacher calls, oldest first."""
+        with self._mapped("read"):
+            rows = self._db.execute(
+                "SELECT requested, received, retries, latency_ms, wire_bytes, error "
+                "FROM teacher_calls WHERE session_id = ? ORDER BY id",
+                (session_id,),
+            )
+            return [TeacherCall(**dict(row)) for row in rows]
+
+    def totals(self) -> Usage:
+        """The sum over every session."""
+        return total_usage(self.sessions())
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _session(self, session_id: str) -> SessionRecord | None:
+        row = self._db.execute(f"{_SELECT_SESSIONS} WHERE id = ?", (session_id,)).fetchone()
+        return None if row is None else _to_record(row)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        # IMMEDIATE takes the write lock up front, so the read-modify-write of the counters
+        # cannot interleave with another process writing the same session.
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:  # a failed COMMIT can leave it open
+                self._db.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def _mapped(self, action: str) -> Iterator[None]:
+        """The one place where sqlite3 and file-system errors become LedgerError."""
+        try:
+            yield
+        except (sqlite3.Error, OSError) as exc:
+            raise LedgerError(
+                f"cannot {action} the ledger at {self.path}: {exc}. Check that it is a "
+                f"writable file in an existing directory, or set {PATH_ENV_VAR} to another path"
+            ) from exc
+
+
+def _to_record(row: sqlite3.Row) -> SessionRecord:
+    return SessionRecord(
+        session_id=row["id"],
+        started_at=datetime.fromisoformat(row["started_at"]),
+        student_model=row["student_model"],
+        teacher=row["teacher"],
+        policy=row["policy"],
+        mode=row["mode"],
+        usage=Usage(**{name: row[name] for name in _USAGE_COLUMNS}),
+    )

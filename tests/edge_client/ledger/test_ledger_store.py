@@ -1,0 +1,197 @@
+"""Ledger on a temporary SQLite file: counting, durability, bad paths."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from edge_client.errors import LedgerError
+from edge_client.ledger.migrations import MIGRATIONS
+from edge_client.ledger.store import Ledger, default_ledger_path
+from edge_client.relay.events import (
+    AnswerFinished,
+    AnswerStarted,
+    FinishReason,
+    Source,
+    TeacherCall,
+    TokensAppended,
+)
+from edge_client.relay.usage import Usage
+
+ANSWER = [
+    AnswerStarted(prompt_tokens=20),
+    TokensAppended(Source.STUDENT, (1, 2, 3), "abc"),
+    TokensAppended(Source.STUDENT, (4, 5), "", command_tokens=2),
+    TeacherCall(requested=4, received=4, retries=1, latency_ms=12.5, wire_bytes=300),
+    TokensAppended(Source.TEACHER, (6, 7, 8, 9), "defg"),
+    TeacherCall(
+        requested=4, received=0, retries=2, latency_ms=40.0, wire_bytes=240, error="UNAVAILABLE"
+    ),
+    TokensAppended(Source.FALLBACK, (10, 11, 12, 13), "hijk"),
+    AnswerFinished(FinishReason.END_OF_ANSWER),
+]
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "ledger.db"
+
+
+def start(ledger: Ledger, session_id: str = "s1") -> None:
+    ledger.start_session(
+        session_id, student_model="smollm2", teacher="127.0.0.1:5", policy="confidence"
+    )
+
+
+def test_events_add_up_to_the_session_usage(path: Path) -> None:
+    with Ledger(path) as ledger:
+        start(ledger)
+        for event in ANSWER:
+            ledger.record("s1", event)
+
+        record = ledger.session("s1")
+
+    assert record is not None
+    assert record.usage == Usage(
+        prompt_tokens=20,
+        student_tokens=9,  # 3 + 2 (command) + 4 (fallback)
+        teacher_tokens=4,
+        command_tokens=2,
+        teacher_calls=2,
+        teacher_failures=1,
+        retries=3,
+        fallback_spans=1,
+        fallback_tokens=4,
+        teacher_latency_ms=52.5,
+        wire_bytes=540,
+    )
+    assert record.usage.offload_ratio == pytest.approx(4 / 13)
+    assert (record.student_model, record.teacher, record.policy) == (
+        "smollm2",
+        "127.0.0.1:5",
+        "confidence",
+    )
+
+
+def test_every_teacher_call_has_its_row(path: Path) -> None:
+    with Ledger(path) as ledger:
+        start(ledger)
+        for event in ANSWER:
+            ledger.record("s1", event)
+
+        calls = ledger.teacher_calls("s1")
+
+    assert calls == [event for event in ANSWER if isinstance(event, TeacherCall)]
+
+
+def test_data_survives_reopening(path: Path) -> None:
+    with Ledger(path) as ledger:
+        start(ledger)
+        for event in ANSWER[:4]:
+            ledger.record("s1", event)
+    # A new process, say, resumes the session after the first one ended mid-answer.
+    with Ledger(path) as ledger:
+        start(ledger)  # already there: kept, not reset
+        for event in ANSWER[4:]:
+            ledger.record("s1", event)
+    with Ledger(path) as ledger:
+        record = ledger.session("s1")
+        calls = ledger.teacher_calls("s1")
+
+    assert record is not None
+    assert record.usage.teacher_calls == 2
+    assert record.usage.generated_tokens == 13
+    assert len(calls) == 2
+
+
+def test_each_event_is_committed_when_recorded(path: Path) -> None:
+    with Ledger(path) as ledger:
+        start(ledger)
+        ledger.record("s1", ANSWER[1])
+        # Read through another connection while this one is still open.
+        other = sqlite3.connect(path)
+        try:
+            (student_tokens,) = other.execute(
+                "SELECT student_tokens FROM sessions WHERE id = 's1'"
+            ).fetchone()
+        finally:
+            other.close()
+
+    assert student_tokens == 3
+
+
+def test_sessions_newest_first_and_totals(path: Path) -> None:
+    with Ledger(path) as ledger:
+        for session_id in ("old", "mid", "new"):
+            start(ledger, session_id)
+            ledger.record(session_id, TokensAppended(Source.TEACHER, (1, 2), "xy"))
+        ledger.record("new", TokensAppended(Source.STUDENT, (3,), "z"))
+
+        sessions = ledger.sessions()
+        totals = ledger.totals()
+
+    assert [s.session_id for s in sessions] == ["new", "mid", "old"]
+    assert totals.teacher_tokens == 6
+    assert totals.student_tokens == 1
+
+
+def test_unknown_session_is_refused(path: Path) -> None:
+    with Ledger(path) as ledger:
+        with pytest.raises(LedgerError, match="start_session"):
+            ledger.record("nobody", ANSWER[1])
+        assert ledger.session("nobody") is None
+
+
+def test_migrations_are_applied_once_and_recorded(path: Path) -> None:
+    Ledger(path).close()
+    Ledger(path).close()  # opening again applies nothing twice
+
+    db = sqlite3.connect(path)
+    try:
+        names = [name for (name,) in db.execute("SELECT name FROM _migrations")]
+        columns = {row[1] for row in db.execute("PRAGMA table_info(sessions)")}
+    finally:
+        db.close()
+    assert names == [function.__name__ for function in MIGRATIONS]
+    assert names[0].startswith("m001_")
+    # The counters are stored under Usage's field names; a new counter needs a migration.
+    assert set(Usage.__dataclass_fields__) <= columns
+
+
+def test_directory_as_path_is_a_ledger_error(tmp_path: Path) -> None:
+    with pytest.raises(LedgerError, match=str(tmp_path)) as raised:
+        Ledger(tmp_path)
+    assert "RELAY_LEDGER_PATH" in str(raised.value)
+    assert isinstance(raised.value.__cause__, sqlite3.Error)
+
+
+def test_path_under_a_file_is_a_ledger_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+
+    with pytest.raises(LedgerError, match="cannot open the ledger"):
+        Ledger(blocker / "ledger.db")
+
+
+def test_file_that_is_not_a_database_is_a_ledger_error(path: Path) -> None:
+    path.write_bytes(b"this is not sqlite" * 100)
+
+    with pytest.raises(LedgerError, match="not a database"):
+        Ledger(path)
+
+
+def test_default_path_follows_the_environment(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("RELAY_LEDGER_PATH", str(tmp_path / "elsewhere.db"))
+    assert default_ledger_path() == tmp_path / "elsewhere.db"
+    monkeypatch.delenv("RELAY_LEDGER_PATH")
+    assert default_ledger_path().name == "ledger.db"
+    assert "relay-edge" in str(default_ledger_path())
+
+
+def test_default_path_is_used_when_none_is_given(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("RELAY_LEDGER_PATH", str(tmp_path / "sub" / "env.db"))
+    with Ledger() as ledger:
+        start(ledger)
+    assert (tmp_path / "sub" / "env.db").is_file()

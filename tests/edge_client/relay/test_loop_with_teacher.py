@@ -1,0 +1,84 @@
+"""The relay loop against the real teacher (`relay-teacher serve` in a subprocess, real gRPC).
+
+With SmolLM2 as both student and teacher, token mode and greedy decoding, the relayed answer
+must equal the student's answer alone token for token, whatever the policy calls (DESIGN §4).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from edge_client.policies.base import Policy
+from edge_client.policies.baselines import NeverPolicy, RandomPolicy
+from edge_client.policies.confidence import ConfidencePolicy
+from edge_client.relay.events import AnswerFinished, Source, TeacherCall, TokensAppended
+from edge_client.relay.loop import RelayOptions, RelaySession
+from edge_client.teacher.grpc_client import GrpcTeacherClient
+from relay_common.gguf import ChatMessage
+
+pytestmark = pytest.mark.timeout(180)
+
+QUESTIONS = [
+    [ChatMessage("user", "What is the capital of France? Answer in one sentence.")],
+    [ChatMessage("user", "Tom has 3 apples and buys 5 more. How many apples does he have?")],
+]
+
+
+def answer(student, teacher, policy: Policy, messages, *, max_tokens: int = 40):
+    session = RelaySession(
+        student=student,
+        teacher=teacher,
+        policy=policy,
+        options=RelayOptions(max_tokens=max_tokens),
+    )
+    before = student.evaluated_tokens
+    events = list(session.answer(messages))
+    evaluated = student.evaluated_tokens - before
+    ids = [t for e in events if isinstance(e, TokensAppended) for t in e.token_ids]
+    return session, events, ids, evaluated
+
+
+@pytest.mark.parametrize("messages", QUESTIONS)
+@pytest.mark.parametrize(
+    "make_policy",
+    [
+        lambda: ConfidencePolicy(threshold=0.9, span=3, min_gap=1),
+        lambda: RandomPolicy(rate=0.3, span=2, seed=11),
+    ],
+    ids=["confidence", "random"],
+)
+def test_greedy_relay_equals_the_student_alone(student, smollm2_teacher, make_policy, messages):
+    _, _, alone, _ = answer(student, None, NeverPolicy(), messages)
+    client = GrpcTeacherClient(smollm2_teacher)
+    try:
+        session, events, relayed, evaluated = answer(student, client, make_policy(), messages)
+    finally:
+        client.close()
+    calls = [e for e in events if isinstance(e, TeacherCall)]
+    assert session.token_mode is True
+    assert len(calls) >= 2 and not any(call.failed for call in calls)
+    assert session.usage.teacher_tokens >= 2
+    assert relayed == alone
+    # Each token was evaluated once: the new prompt tokens, then every student token and
+    # every span token (a span of k tokens costs the student exactly k evaluations).
+    assert evaluated == session.usage.prompt_tokens + len(relayed)
+
+
+def test_text_mode_against_the_gemma_teacher(student, gemma_teacher):
+    client = GrpcTeacherClient(gemma_teacher)
+    try:
+        session, events, ids, _ = answer(
+            student, client, ConfidencePolicy(threshold=0.6, span=4), QUESTIONS[1]
+        )
+    finally:
+        client.close()
+    assert session.token_mode is False
+    teacher_spans = [
+        e for e in events if isinstance(e, TokensAppended) and e.source is Source.TEACHER
+    ]
+    assert teacher_spans and session.usage.teacher_tokens == sum(
+        len(e.token_ids) for e in teacher_spans
+    )
+    assert session.usage.teacher_failures == 0
+    assert isinstance(events[-1], AnswerFinished)
+    assert session.usage.generated_tokens == len(ids)

@@ -1,0 +1,318 @@
+"""GrpcTeacherClient against a real gRPC server on a loopback port (scripted for failures)."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import grpc
+import pytest
+
+from edge_client.errors import (
+    CircuitOpenError,
+    ConfigError,
+    TeacherRejectedError,
+    TeacherUnavailableError,
+)
+from edge_client.teacher.client import SpanRequest, TeacherInfo, TeacherState
+from edge_client.teacher.grpc_client import GrpcTeacherClient
+from edge_client.teacher.wire import span_request_to_proto
+from relay_common.gguf import ChatMessage
+from relay_common.sampling import SamplingParams
+from relay_proto import relay_pb2
+
+
+def text_request(request_id: str = "r1") -> SpanRequest:
+    return SpanRequest(
+        session_id="s1",
+        request_id=request_id,
+        max_tokens=8,
+        sampling=SamplingParams(),
+        messages=[
+            ChatMessage("system", "Be brief."),
+            ChatMessage("user", "What is 2 + 2?"),
+        ],
+        assistant_prefix="It is",
+    )
+
+
+def request_bytes(request: SpanRequest) -> int:
+    return span_request_to_proto(request).ByteSize()
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_text_mode_span_round_trip(teacher, address, make_client) -> None:
+    client = make_client(address)
+    answer = relay_pb2.GenerateSpanResponse(
+        token_ids=[5, 6],
+        text=" four.",
+        finish_reason=relay_pb2.FINISH_REASON_END_OF_ANSWER,
+        usage=relay_pb2.SpanUsage(compute_time_ms=12.0),
+    )
+    teacher.script = [answer]
+
+    reply = client.generate_span(text_request())
+
+    [sent] = teacher.span_requests
+    assert sent.span.session_id == "s1"
+    assert sent.span.request_id == "r1"
+    assert sent.span.max_tokens == 8
+    assert [(m.role, m.content) for m in sent.span.text.messages] == [
+        (relay_pb2.ROLE_SYSTEM, "Be brief."),
+        (relay_pb2.ROLE_USER, "What is 2 + 2?"),
+    ]
+    assert sent.span.text.assistant_prefix == "It is"
+    assert not sent.span.HasField("sampling")  # temperature 0: absent means greedy
+    assert reply.token_ids == [5, 6]
+    assert reply.text == " four."
+    assert reply.ended_answer is True
+    assert reply.compute_ms == 12.0
+    assert reply.retries == 0
+    assert reply.latency_ms > 0
+    assert reply.wire_bytes == sent.ByteSize() + answer.ByteSize()
+    assert client.state is TeacherState.ONLINE
+
+
+def test_token_mode_sends_ids_fingerprint_and_sampling(teacher, address, make_client) -> None:
+    client = make_client(address)
+    request = SpanRequest(
+        session_id="s1",
+        request_id="r2",
+        max_tokens=4,
+        sampling=SamplingParams(temperature=0.7, top_p=0.9, seed=42),
+        token_ids=[1, 2, 3],
+        tokenizer_fingerprint="sha256:abc123",
+    )
+
+    reply = client.generate_span(request)
+
+    [sent] = teacher.span_requests
+    assert list(sent.span.tokens.token_ids) == [1, 2, 3]
+    assert sent.span.tokens.tokenizer_fingerprint == "sha256:abc123"
+    assert sent.span.sampling.temperature == pytest.approx(0.7)
+    assert sent.span.sampling.top_p == pytest.approx(0.9)
+    assert sent.span.sampling.seed == 42
+    assert reply.token_ids == list(teacher.span.token_ids)
+    assert reply.ended_answer is False
+    assert reply.wire_bytes == request_bytes(request) + teacher.span.ByteSize()
+
+
+def test_info_is_fetched_once(teacher, address, make_client) -> None:
+    client = make_client(address)
+
+    first = client.info()
+    second = client.info()
+
+    assert (
+        first
+        == second
+        == TeacherInfo(
+            model_name="scripted-teacher",
+            tokenizer_fingerprint="sha256:abc123",
+            max_span_tokens=64,
+            max_context_tokens=2048,
+        )
+    )
+    assert teacher.info_calls == 1
+
+
+def test_retryable_codes_are_retried_with_the_same_request_id(
+    teacher, address, make_client
+) -> None:
+    client = make_client(address)
+    teacher.script = [grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE]
+    request = text_request("same-id")
+
+    reply = client.generate_span(request)
+
+    assert reply.retries == 2
+    assert [r.span.request_id for r in teacher.span_requests] == ["same-id"] * 3
+    assert reply.wire_bytes == 3 * request_bytes(request) + teacher.span.ByteSize()
+    assert client.state is TeacherState.DEGRADED  # it worked, but needed retries
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.NOT_FOUND,
+    ],
+)
+def test_refusals_are_tried_once(teacher, address, make_client, code) -> None:
+    client = make_client(address)
+    teacher.script = [code, code, code]
+    request = text_request()
+
+    with pytest.raises(TeacherRejectedError) as raised:
+        client.generate_span(request)
+
+    assert len(teacher.span_requests) == 1
+    error = raised.value
+    assert error.retries == 0
+    assert error.wire_bytes == request_bytes(request)
+    assert f"scripted {code.name}" in str(error)
+    assert isinstance(error.__cause__, grpc.RpcError)
+    assert client.state is TeacherState.DEGRADED
+
+
+def test_slow_teacher_exceeds_deadlines_then_is_unavailable(teacher, address, make_client) -> None:
+    client = make_client(address, deadline_s=0.1)
+    teacher.script = [teacher.SLOW] * 3
+
+    with pytest.raises(TeacherUnavailableError) as raised:
+        client.generate_span(text_request())
+
+    error = raised.value
+    assert not isinstance(error, CircuitOpenError)
+    assert len(teacher.span_requests) == 3
+    assert error.retries == 2
+    assert error.latency_ms > 0
+    assert "DEADLINE_EXCEEDED" in str(error)
+    assert error.__cause__.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def test_latency_budget_ends_retries_before_attempts_run_out(teacher, address, make_client) -> None:
+    client = make_client(address, deadline_s=0.1, attempts=20, latency_budget_s=0.35)
+    teacher.script = [teacher.SLOW] * 20
+
+    with pytest.raises(TeacherUnavailableError) as raised:
+        client.generate_span(text_request())
+
+    assert 1 <= len(teacher.span_requests) < 20
+    assert raised.value.retries == len(teacher.span_requests) - 1
+
+
+def test_stopped_server_is_unavailable_after_retries(teacher, serve_teacher, make_client) -> None:
+    server, address = serve_teacher()
+    client = make_client(address)
+    client.generate_span(text_request("before"))
+    server.stop(grace=None).wait()
+
+    with pytest.raises(TeacherUnavailableError) as raised:
+        client.generate_span(text_request("after"))
+
+    assert raised.value.retries == 2
+    assert "UNAVAILABLE" in str(raised.value)
+    assert [r.span.request_id for r in teacher.span_requests] == ["before"]
+
+
+def test_no_server_is_unavailable_after_retries(make_client) -> None:
+    client = make_client(f"127.0.0.1:{free_port()}")
+
+    with pytest.raises(TeacherUnavailableError) as raised:
+        client.info()
+
+    assert raised.value.retries == 2
+    assert client.state is TeacherState.DEGRADED
+
+
+def test_breaker_opens_probes_after_cooldown_and_closes(
+    teacher, address, make_client, clock
+) -> None:
+    client = make_client(address, attempts=1, breaker_threshold=2)
+    teacher.script = [grpc.StatusCode.UNAVAILABLE] * 2
+
+    for _ in range(2):
+        with pytest.raises(TeacherUnavailableError):
+            client.generate_span(text_request())
+    assert client.state is TeacherState.OFFLINE
+
+    with pytest.raises(CircuitOpenError) as raised:
+        client.generate_span(text_request())
+    assert len(teacher.span_requests) == 2  # refused without touching the network
+    assert raised.value.retries == 0
+
+    clock.advance(29.9)
+    assert client.state is TeacherState.OFFLINE
+    clock.advance(0.1)
+    assert client.state is TeacherState.DEGRADED  # half-open: the next call is a probe
+
+    reply = client.generate_span(text_request())
+
+    assert reply.token_ids == list(teacher.span.token_ids)
+    assert len(teacher.span_requests) == 3
+    assert client.state is TeacherState.ONLINE
+
+
+def test_failed_probe_opens_the_breaker_again(teacher, address, make_client, clock) -> None:
+    client = make_client(address, attempts=1, breaker_threshold=1)
+    teacher.script = [grpc.StatusCode.UNAVAILABLE] * 2
+    with pytest.raises(TeacherUnavailableError):
+        client.generate_span(text_request())
+    clock.advance(30)
+
+    with pytest.raises(TeacherUnavailableError) as probe:
+        client.generate_span(text_request())
+
+    assert not isinstance(probe.value, CircuitOpenError)  # the probe went out
+    assert client.state is TeacherState.OFFLINE
+    with pytest.raises(CircuitOpenError):
+        client.generate_span(text_request())
+    assert len(teacher.span_requests) == 2
+
+
+def test_probes_reach_a_teacher_that_came_back(teacher, serve_teacher, make_client, clock) -> None:
+    server, address = serve_teacher()
+    port = int(address.rsplit(":", 1)[1])
+    client = make_client(address, attempts=1, breaker_threshold=1)
+    server.stop(grace=None).wait()
+    with pytest.raises(TeacherUnavailableError):
+        client.generate_span(text_request("down"))
+    assert client.state is TeacherState.OFFLINE
+
+    serve_teacher(port)
+    # gRPC reconnects after its own short back-off; a probe may fail fast until then.
+    for _ in range(50):
+        clock.advance(30)
+        try:
+            reply = client.generate_span(text_request("up"))
+            break
+        except TeacherUnavailableError:
+            time.sleep(0.05)
+    else:
+        pytest.fail("the teacher came back but no probe reached it")
+
+    assert reply.token_ids == list(teacher.span.token_ids)
+    assert client.state is TeacherState.ONLINE
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("localhost", "is not HOST:PORT"),
+        ("host:", "is not HOST:PORT"),
+        (":50051", "is not HOST:PORT"),
+        ("a b:1", "is not HOST:PORT"),
+        ("::1:80", "is not HOST:PORT"),
+        ("host:70000", "use a port from 1 to 65535"),
+        ("host:0", "use a port from 1 to 65535"),
+    ],
+)
+def test_bad_address_is_a_config_error(bad: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        GrpcTeacherClient(bad)
+
+
+@pytest.mark.parametrize(
+    ("given", "address"),
+    [
+        ("localhost:50051", "localhost:50051"),
+        (" teacher.example.com:443 ", "teacher.example.com:443"),
+        ("[::1]:50051", "[::1]:50051"),
+    ],
+)
+def test_good_address_is_kept(given: str, address: str) -> None:
+    client = GrpcTeacherClient(given)
+    try:
+        assert client.address == address
+    finally:
+        client.close()

@@ -1,0 +1,95 @@
+"""start_local_teacher with the real `relay-teacher`, and GrpcTeacherClient against it."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from edge_client.errors import ConfigError, EdgeError
+from edge_client.teacher.client import SpanRequest, TeacherState
+from edge_client.teacher.grpc_client import GrpcTeacherClient
+from edge_client.teacher.local import find_teacher_executable, start_local_teacher
+from relay_common.embedded import smollm2_path
+from relay_common.gguf import ChatMessage
+from relay_common.sampling import SamplingParams
+
+try:
+    find_teacher_executable()
+    MISSING = ""
+except ConfigError as exc:
+    MISSING = str(exc)
+needs_teacher = pytest.mark.skipif(bool(MISSING), reason=MISSING)
+
+
+@needs_teacher
+def test_real_teacher_serves_info_and_a_text_span_then_stops() -> None:
+    with start_local_teacher(model=smollm2_path()) as teacher:
+        assert teacher.address.startswith("127.0.0.1:")
+        workdir = teacher.log_path.parent
+        client = GrpcTeacherClient(teacher.address)
+        try:
+            info = client.info()
+            reply = client.generate_span(
+                SpanRequest(
+                    session_id="local-test",
+                    request_id="r1",
+                    max_tokens=4,
+                    sampling=SamplingParams(),
+                    messages=[ChatMessage("user", "Name a colour.")],
+                    assistant_prefix="A colour:",
+                )
+            )
+        finally:
+            client.close()
+
+    assert info.tokenizer_fingerprint.startswith("sha256:")
+    assert info.max_span_tokens > 0
+    assert 1 <= len(reply.token_ids) <= 4
+    assert reply.text
+    assert reply.compute_ms > 0
+    assert client.state is TeacherState.ONLINE
+    assert not teacher.running
+    assert not workdir.exists()
+
+
+@needs_teacher
+def test_teacher_that_exits_early_reports_its_error(tmp_path: Path) -> None:
+    with pytest.raises(EdgeError, match="exited") as raised:
+        start_local_teacher(model=tmp_path / "missing.gguf")
+
+    assert "missing.gguf" in str(raised.value)  # the teacher's own message, from its log
+
+
+def processes_mentioning(text: str) -> list[str]:
+    """Live processes whose command line contains `text` (Linux /proc)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text in cmdline.read_bytes().decode(errors="replace"):
+                found.append(cmdline.parent.name)
+        except OSError:  # the process ended while we looked
+            continue
+    return found
+
+
+@needs_teacher
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs Linux /proc")
+def test_teacher_not_serving_in_time_is_stopped_and_cleaned_up(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the teacher's temp dir goes here
+
+    with pytest.raises(EdgeError, match="not serving after"):
+        start_local_teacher(model=smollm2_path(), timeout_s=0.01)
+
+    assert processes_mentioning(str(tmp_path)) == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_executable_says_what_to_do(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+
+    with pytest.raises(ConfigError, match="--teacher HOST:PORT or --teacher-free"):
+        start_local_teacher()
