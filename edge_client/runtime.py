@@ -89,7 +89,7 @@ def open_runtime(settings: EdgeSettings) -> Iterator[EdgeRuntime]:
     with ExitStack() as stack:
         ledger = Ledger(settings.ledger_path)
         stack.callback(ledger.close)
-        student = LlamaStudent(settings.student, n_ctx=settings.n_ctx)
+        student = LlamaStudent(settings.student, n_ctx=settings.n_ctx, n_ubatch=settings.n_ubatch)
         stack.callback(student.close)
         teacher: TeacherClient | None = None
         label = "none"

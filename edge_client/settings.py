@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -27,6 +27,7 @@ from pydantic_settings import (
 from edge_client.errors import ConfigError
 from edge_client.ledger.store import default_ledger_path
 from edge_client.policies.registry import PolicyName
+from edge_client.teacher.address import parse_address
 from edge_client.teacher.settings import TeacherSettings
 
 LOCAL_TEACHER = "local"
@@ -60,6 +61,17 @@ class EdgeSettings(BaseSettings):
         default=None, description="GGUF file of the student (default: embedded SmolLM2-135M)."
     )
     n_ctx: int = Field(default=4096, ge=256, le=131072, description="Student context window.")
+    n_ubatch: int = Field(
+        default=1,
+        ge=1,
+        le=512,
+        description=(
+            "Tokens the student evaluates per llama.cpp step. llama.cpp's logits depend "
+            "slightly on batching; 1 (the default) makes them batch-invariant, so with a "
+            "teacher on the same model a greedy relayed answer equals the student's alone "
+            "exactly. Larger values evaluate long prompts faster."
+        ),
+    )
     policy: PolicyName = Field(
         default=PolicyName.CONFIDENCE, description="When the student calls the teacher."
     )
@@ -98,6 +110,16 @@ class EdgeSettings(BaseSettings):
     teacher_client: TeacherSettings = Field(
         default_factory=TeacherSettings, description="Deadlines, retries, circuit breaker."
     )
+
+    @field_validator("teacher")
+    @classmethod
+    def _teacher_address(cls, value: str | None) -> str | None:
+        if value is None or value == LOCAL_TEACHER:
+            return value
+        try:
+            return parse_address(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
 
     @model_validator(mode="after")
     def _span_within_limit(self) -> EdgeSettings:
@@ -139,7 +161,8 @@ def load_settings(*, config_file: Path | None = None, **flags: Any) -> EdgeSetti
         )
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
+            f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: "
+            f"{error['msg'].removeprefix('Value error, ')}"
             for error in exc.errors()
         )
         raise ConfigError(f"invalid settings: {problems}") from exc

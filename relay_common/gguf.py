@@ -73,7 +73,12 @@ class GgufModel:
         *,
         n_ctx: int = 4096,
         n_threads: int | None = None,
+        n_ubatch: int = 512,
     ) -> None:
+        """Loads `path`. `n_ubatch` is how many tokens llama.cpp evaluates per step: logits
+        depend (slightly) on how tokens were batched, so 1 makes them batch-invariant —
+        a model then gives bit-identical results however its context was split into
+        calls, at the cost of slower prompt evaluation."""
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelNotFoundError(
@@ -84,6 +89,7 @@ class GgufModel:
                 model_path=str(self.path),
                 n_ctx=n_ctx,
                 n_batch=min(512, n_ctx),
+                n_ubatch=min(n_ubatch, 512, n_ctx),
                 n_threads=n_threads,
                 # Rolling the KV cache back to a shared prefix needs the full-size cache on
                 # models with sliding-window attention (Gemma 3); without it llama.cpp cannot

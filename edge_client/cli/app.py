@@ -131,7 +131,8 @@ def usage(
 
 T = TypeVar("T")
 _OUT = Console(highlight=False)
-_ERR = Console(stderr=True, highlight=False)
+# soft_wrap: a message stays one line however narrow the terminal (or a pipe's 80 columns).
+_ERR = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _settings(flags: dict[str, object]) -> EdgeSettings:

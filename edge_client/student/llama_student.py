@@ -18,9 +18,13 @@ from relay_common.gguf import ChatMessage, GgufModel
 class LlamaStudent:
     """A `StudentEngine` over a GGUF file (see `relay_common.gguf.GgufModel`)."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, n_ctx: int = 4096) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, *, n_ctx: int = 4096, n_ubatch: int = 1
+    ) -> None:
         try:
-            self.model = GgufModel(Path(path) if path else smollm2_path(), n_ctx=n_ctx)
+            self.model = GgufModel(
+                Path(path) if path else smollm2_path(), n_ctx=n_ctx, n_ubatch=n_ubatch
+            )
         except (ModelNotFoundError, ModelLoadError) as exc:
             raise StudentError(f"{exc} (student model)") from exc
         self.model_name = self.model.name

@@ -1,4 +1,4 @@
-"""Edge fixtures: the embedded student, loaded once per test session."""
+"""Edge fixtures: the embedded student and real teacher processes, each started once."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from edge_client.student.llama_student import LlamaStudent
+from edge_client.teacher.local import start_local_teacher
+from relay_common.embedded import smollm2_path
 
 
 @pytest.fixture(scope="session")
@@ -16,3 +18,17 @@ def student() -> Iterator[LlamaStudent]:
     model = LlamaStudent(n_ctx=2048)
     yield model
     model.close()
+
+
+@pytest.fixture(scope="session")
+def smollm2_teacher() -> Iterator[str]:
+    """`relay-teacher serve` on the student's own GGUF (token mode); yields its address."""
+    with start_local_teacher(model=smollm2_path()) as teacher:
+        yield teacher.address
+
+
+@pytest.fixture(scope="session")
+def gemma_teacher() -> Iterator[str]:
+    """`relay-teacher serve` on the embedded Gemma (another tokenizer: text mode)."""
+    with start_local_teacher() as teacher:
+        yield teacher.address

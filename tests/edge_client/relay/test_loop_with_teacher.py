@@ -19,7 +19,7 @@ from relay_common.gguf import ChatMessage
 pytestmark = pytest.mark.timeout(180)
 
 QUESTIONS = [
-    [ChatMessage("user", "What is the capital of France? Answer in one sentence.")],
+    [ChatMessage("user", "Explain in three sentences why the sky is blue.")],
     [ChatMessage("user", "Tom has 3 apples and buys 5 more. How many apples does he have?")],
 ]
 

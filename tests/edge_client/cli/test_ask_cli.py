@@ -1,0 +1,125 @@
+"""`relay-edge ask` and `relay-edge usage` as a user runs them: real processes, a real teacher
+on loopback, a real ledger file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge_client.teacher.local import start_local_teacher
+from relay_common.embedded import smollm2_path
+
+pytestmark = pytest.mark.timeout(240)
+
+RELAY_EDGE = str(Path(sys.executable).with_name("relay-edge"))
+QUESTION = "Tom has 3 apples and buys 5 more. How many apples does he have now?"
+
+
+@pytest.fixture(scope="module")
+def edge_env(tmp_path_factory) -> dict[str, str]:
+    home = tmp_path_factory.mktemp("edge-home")
+    config = home / "config.toml"
+    config.write_text("")  # hermetic: no user config file applies
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    env |= {"RELAY_LEDGER_PATH": str(home / "ledger.db"), "RELAY_CONFIG": str(config)}
+    return env
+
+
+def relay_edge(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [RELAY_EDGE, *args], env=env, capture_output=True, text=True, timeout=200, check=False
+    )
+
+
+def ask_json(env: dict[str, str], *args: str) -> dict:
+    done = relay_edge(
+        env, "ask", QUESTION, "--json", "--temperature", "0", "--max-tokens", "40", *args
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def assert_consistent(result: dict) -> None:
+    usage = result["usage"]
+    spans = result["spans"]
+    assert result["text"] == "".join(span["text"] for span in spans)
+    by_source = {
+        source: sum(s["tokens"] for s in spans if s["source"] == source)
+        for source in ("student", "teacher", "fallback")
+    }
+    assert usage["teacher_tokens"] == by_source["teacher"]
+    assert usage["student_tokens"] == by_source["student"] + by_source["fallback"]
+    assert usage["fallback_tokens"] == by_source["fallback"]
+    generated = usage["student_tokens"] + usage["teacher_tokens"]
+    assert usage["offload_ratio"] == pytest.approx(usage["teacher_tokens"] / generated, abs=1e-6)
+
+
+def test_ask_relays_equals_teacher_free_and_lands_in_the_ledger(edge_env, smollm2_teacher):
+    relayed = ask_json(
+        edge_env, "--teacher", smollm2_teacher, "--policy", "confidence", "--threshold", "0.6"
+    )
+    assert_consistent(relayed)
+    usage = relayed["usage"]
+    assert usage["teacher_calls"] >= 1
+    assert usage["teacher_tokens"] >= 1
+    assert usage["student_tokens"] >= 1
+    assert usage["teacher_failures"] == 0
+    assert any(span["source"] == "teacher" for span in relayed["spans"])
+
+    alone = ask_json(edge_env, "--teacher-free")
+    assert alone["usage"]["teacher_calls"] == 0
+    # The teacher serves the student's own GGUF: greedy relaying changes nothing.
+    assert relayed["text"] == alone["text"]
+
+    listed = relay_edge(edge_env, "usage", "--json")
+    assert listed.returncode == 0, listed.stderr
+    sessions = {s["session_id"]: s for s in json.loads(listed.stdout)["sessions"]}
+    for result in (relayed, alone):
+        assert sessions[result["session_id"]]["usage"] == result["usage"]
+
+
+def test_ask_with_the_teacher_stopped_still_answers(edge_env):
+    with start_local_teacher(model=smollm2_path()) as teacher:
+        address = teacher.address
+    result = ask_json(
+        edge_env,
+        "--teacher",
+        address,
+        "--policy",
+        "always",
+        "--span",
+        "4",
+    )
+    assert_consistent(result)
+    usage = result["usage"]
+    assert result["text"].strip()
+    assert usage["teacher_failures"] >= 1
+    assert usage["fallback_spans"] >= 1
+    assert usage["fallback_tokens"] >= 1
+    assert usage["teacher_tokens"] == 0
+
+    one = relay_edge(edge_env, "usage", "--session", result["session_id"], "--json")
+    assert one.returncode == 0, one.stderr
+    [session] = json.loads(one.stdout)["sessions"]
+    assert session["usage"] == usage
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--teacher", "nowhere"], "HOST:PORT"),
+        (["--teacher-free", "--threshold", "3"], "threshold"),
+        (["--teacher-free", "--student", "/no/such/model.gguf"], "/no/such/model.gguf"),
+        (["--teacher-free", "--config", "/no/such/config.toml"], "config file not found"),
+    ],
+)
+def test_bad_input_is_one_clear_line(edge_env, args, message):
+    done = relay_edge(edge_env, "ask", "hi", *args)
+    assert done.returncode != 0
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
