@@ -97,7 +97,9 @@ class EdgeSettings(BaseSettings):
     max_tokens: int = Field(
         default=512, ge=1, le=32768, description="Tokens per answer, student and teacher."
     )
-    temperature: float = Field(default=0.0, ge=0, le=5, description="0 is greedy.")
+    temperature: float = Field(
+        default=0.0, ge=0, le=5, description="Sampling temperature; 0 is greedy."
+    )
     top_p: float = Field(default=1.0, gt=0, le=1, description="Nucleus sampling mass.")
     seed: int | None = Field(default=None, ge=0, description="Seed for sampling and 'random'.")
     system_prompt: str | None = Field(

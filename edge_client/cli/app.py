@@ -27,32 +27,37 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-Teacher = Annotated[
-    str | None,
-    typer.Option(help="Teacher HOST:PORT, or 'local' to start relay-teacher for the session."),
-]
-TeacherFree = Annotated[
-    bool | None, typer.Option("--teacher-free", help="Never call a teacher.", show_default=False)
-]
-TeacherModel = Annotated[
-    Path | None, typer.Option(help="GGUF file for the local teacher (default: Gemma-3-270M).")
-]
-Student = Annotated[
-    Path | None, typer.Option(help="Student GGUF file (default: SmolLM2-135M-Instruct).")
-]
-Policy = Annotated[PolicyName | None, typer.Option(help="When to call the teacher.")]
-Threshold = Annotated[
-    float | None, typer.Option(help="confidence: call below this top-token probability.")
-]
-Span = Annotated[int | None, typer.Option(help="Teacher tokens per call.")]
-MinGap = Annotated[int | None, typer.Option(help="confidence: student tokens between calls.")]
-Budget = Annotated[int | None, typer.Option(help="Teacher tokens per session, at most.")]
-Rate = Annotated[float | None, typer.Option(help="random: call probability per token.")]
-MaxTokens = Annotated[int | None, typer.Option(help="Tokens per answer, at most.")]
-Temperature = Annotated[float | None, typer.Option(help="Sampling temperature; 0 is greedy.")]
-TopP = Annotated[float | None, typer.Option(help="Nucleus sampling mass.")]
-Seed = Annotated[int | None, typer.Option(help="Seed for sampling and the random policy.")]
-System = Annotated[str | None, typer.Option("--system", help="System prompt.")]
+
+def _help(name: str) -> str:
+    """A flag's help: the setting's description and default, so the two never disagree."""
+    field = EdgeSettings.model_fields[name]
+    default = field.get_default(call_default_factory=False)
+    shown = getattr(default, "value", default)
+    notes = [f"env RELAY_{name.upper()}"]
+    if shown not in (None, False) and not field.default_factory:
+        notes.insert(0, f"default {shown}")
+    return f"{field.description} ({'; '.join(notes)})"
+
+
+def _option(name: str, *flags: str) -> typer.models.OptionInfo:
+    return typer.Option(*flags, help=_help(name), show_default=False)
+
+
+Teacher = Annotated[str | None, _option("teacher")]
+TeacherFree = Annotated[bool | None, _option("teacher_free", "--teacher-free")]
+TeacherModel = Annotated[Path | None, _option("teacher_model")]
+Student = Annotated[Path | None, _option("student")]
+Policy = Annotated[PolicyName | None, _option("policy")]
+Threshold = Annotated[float | None, _option("threshold")]
+Span = Annotated[int | None, _option("span")]
+MinGap = Annotated[int | None, _option("min_gap")]
+Budget = Annotated[int | None, _option("budget")]
+Rate = Annotated[float | None, _option("rate")]
+MaxTokens = Annotated[int | None, _option("max_tokens")]
+Temperature = Annotated[float | None, _option("temperature")]
+TopP = Annotated[float | None, _option("top_p")]
+Seed = Annotated[int | None, _option("seed")]
+System = Annotated[str | None, _option("system_prompt", "--system")]
 Config = Annotated[
     Path | None, typer.Option(help="TOML config file (default: RELAY_CONFIG or the user's one).")
 ]

@@ -1,0 +1,68 @@
+"""gRPC overhead per span on loopback: edge-measured latency minus teacher compute time.
+
+Starts `relay-teacher serve` (the student's own GGUF, token mode) on a free loopback port and
+sends short spans whose context grows like a real answer's. Prints one JSON line with p50/p90.
+
+    python -m benchmarks.grpc_overhead [--spans 200] [--span-tokens 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import uuid
+
+from edge_client.teacher.client import SpanRequest
+from edge_client.teacher.grpc_client import GrpcTeacherClient
+from edge_client.teacher.local import start_local_teacher
+from relay_common.embedded import smollm2_path
+from relay_common.gguf import ChatMessage, GgufModel
+from relay_common.sampling import SamplingParams
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spans", type=int, default=200)
+    parser.add_argument("--span-tokens", type=int, default=1)
+    args = parser.parse_args()
+    tokenizer = GgufModel(smollm2_path(), n_ctx=512)
+    context = tokenizer.render_chat([ChatMessage("user", "Tell me about the sea.")])
+    overheads, latencies = [], []
+    with start_local_teacher(model=smollm2_path()) as teacher:
+        client = GrpcTeacherClient(teacher.address)
+        session_id = uuid.uuid4().hex
+        for index in range(args.spans):
+            if len(context) > 400:  # stay inside the context window: start a new session
+                session_id, context = uuid.uuid4().hex, context[:20]
+            reply = client.generate_span(
+                SpanRequest(
+                    session_id=session_id,
+                    request_id=uuid.uuid4().hex,
+                    max_tokens=args.span_tokens,
+                    sampling=SamplingParams(),
+                    token_ids=tuple(context),
+                    tokenizer_fingerprint=tokenizer.fingerprint,
+                )
+            )
+            context += reply.token_ids or [tokenizer.tokenize(" the")[0]]
+            if index >= 10:  # warm-up excluded
+                overheads.append(reply.latency_ms - reply.compute_ms)
+                latencies.append(reply.latency_ms)
+        client.close()
+    quantiles = statistics.quantiles(overheads, n=10)
+    print(
+        json.dumps(
+            {
+                "spans": len(overheads),
+                "span_tokens": args.span_tokens,
+                "latency_p50_ms": round(statistics.median(latencies), 3),
+                "overhead_p50_ms": round(statistics.median(overheads), 3),
+                "overhead_p90_ms": round(quantiles[8], 3),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

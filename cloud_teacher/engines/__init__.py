@@ -1,0 +1,1 @@
+"""Model engines behind one contract (`base.Engine`), chosen by name (`registry`)."""

@@ -1,0 +1,51 @@
+"""Errors of the teacher. Library errors (llama.cpp, pydantic, gRPC binding) are mapped to these
+once, where they arise, and chained `from exc`; `interceptors.py` maps them to gRPC status codes.
+
+    TeacherError                         the message says what is wrong and what to do
+    ├── ConfigError                      bad settings, flags or model file (CLI: one line, exit 2)
+    │   └── EngineNotAvailableError      the chosen engine is not in this build
+    ├── InvalidRequestError              bad input; never retried         → INVALID_ARGUMENT
+    │   ├── TokenizerMismatchError       token mode with another tokenizer
+    │   └── ContextTooLongError          context over max_context_tokens
+    ├── SessionNotFoundError             no usage for that session         → NOT_FOUND
+    ├── OverloadedError                  too many spans waiting            → RESOURCE_EXHAUSTED
+    └── EngineDeadError                  the engine failed; health is NOT_SERVING → UNAVAILABLE
+"""
+
+from __future__ import annotations
+
+
+class TeacherError(Exception):
+    """Base of the teacher's errors."""
+
+
+class ConfigError(TeacherError):
+    """Settings, flags or a model file that cannot work."""
+
+
+class EngineNotAvailableError(ConfigError):
+    """The engine named in the settings is not installed in this build."""
+
+
+class InvalidRequestError(TeacherError):
+    """A request that cannot be served as sent; the client must change it."""
+
+
+class TokenizerMismatchError(InvalidRequestError):
+    """Token-mode ids from a tokenizer other than the teacher's."""
+
+
+class ContextTooLongError(InvalidRequestError):
+    """The context (after rendering, in text mode) exceeds `max_context_tokens`."""
+
+
+class SessionNotFoundError(TeacherError):
+    """The teacher holds no usage for the session."""
+
+
+class OverloadedError(TeacherError):
+    """Too many span requests are admitted already; retry later."""
+
+
+class EngineDeadError(TeacherError):
+    """The engine failed and cannot serve any more spans; restart the teacher."""

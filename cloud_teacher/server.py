@@ -1,0 +1,148 @@
+"""The gRPC server: relay.v1, health checking and reflection, and its life from start to drain.
+
+    server, port = create_server(settings, engine)   # inside the event loop that runs it
+    await server.start()                             # health: SERVING
+    await server.stop(grace=10)                      # NOT_SERVING, drain, stop
+
+`serve(settings)` is the whole life of `relay-teacher serve`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import tempfile
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from cloud_teacher.engines.base import Engine
+from cloud_teacher.engines.registry import create_engine
+from cloud_teacher.errors import ConfigError
+from cloud_teacher.interceptors import ErrorStatusInterceptor
+from cloud_teacher.service import TeacherServicer
+from cloud_teacher.sessions import SessionBook
+from cloud_teacher.settings import TeacherSettings
+from cloud_teacher.teacher import Teacher
+from relay_proto import relay_pb2, relay_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = relay_pb2.DESCRIPTOR.services_by_name["TeacherService"].full_name
+_HEALTH_SERVICES = ("", SERVICE_NAME)  # "" is the whole server
+
+
+class TeacherServer:
+    """A relay.v1 server; `stop(grace)` reports NOT_SERVING, then lets calls in flight end."""
+
+    def __init__(self, server: grpc.aio.Server, health_servicer: health.aio.HealthServicer) -> None:
+        self._server = server
+        self._health = health_servicer
+
+    async def start(self) -> None:
+        await self._server.start()
+        await self.set_serving(True)
+
+    async def set_serving(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for service in _HEALTH_SERVICES:
+            await self._health.set(service, status)
+
+    async def stop(self, grace: float | None) -> None:
+        """Refuses new calls, waits up to `grace` seconds for those in flight, cancels the rest."""
+        await self._health.enter_graceful_shutdown()
+        await self._server.stop(grace)
+
+
+def create_server(settings: TeacherSettings, engine: Engine) -> tuple[TeacherServer, int]:
+    """A server for `engine`, bound to `settings.host`:`settings.port` (0: a free port).
+
+    Returns it with the port it bound; `ConfigError` when the address cannot be used.
+    """
+    server = grpc.aio.server(
+        interceptors=[ErrorStatusInterceptor()],
+        # Without this a second teacher on the same port binds too and shares its calls.
+        options=[("grpc.so_reuseport", 0)],
+    )
+    health_servicer = health.aio.HealthServicer()
+    teacher_server = TeacherServer(server, health_servicer)
+
+    async def engine_died() -> None:
+        log.error("the engine died; health is NOT_SERVING until the teacher is restarted")
+        await teacher_server.set_serving(False)
+
+    teacher = Teacher(
+        engine,
+        limits=settings.limits,
+        book=SessionBook(
+            max_remembered=settings.remembered_requests, max_sessions=settings.max_sessions
+        ),
+        max_pending=settings.max_pending,
+        on_engine_dead=engine_died,
+    )
+    relay_pb2_grpc.add_TeacherServiceServicer_to_server(TeacherServicer(teacher), server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    address = format_address(settings.host, settings.port)
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as exc:  # grpc raises on a failed bind
+        raise ConfigError(
+            f"cannot listen on {address} (in use, or not an address of this machine); "
+            "choose another --port or --host, or stop the process using it"
+        ) from exc
+    return teacher_server, port
+
+
+def format_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def serve(settings: TeacherSettings) -> None:
+    """Loads the engine, serves until SIGTERM or SIGINT, drains within the grace period."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    # In a thread, so a signal during a long model load is still noticed.
+    engine = await asyncio.to_thread(create_engine, settings)
+    try:
+        server, port = create_server(settings, engine)
+        await server.start()
+        address = format_address(settings.host, port)
+        log.info("serving relay.v1 on %s", address)
+        try:
+            if settings.ready_file is not None:
+                _write_atomically(settings.ready_file, address)
+            await stop.wait()
+            log.info("draining: spans in flight get %.3g s to finish", settings.grace_seconds)
+        finally:
+            await server.stop(settings.grace_seconds)
+            if settings.ready_file is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    settings.ready_file.unlink()
+    finally:
+        await engine.close()
+    log.info("stopped")
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Readers see no file or the whole text, never a partial one."""
+    try:
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(descriptor, "w") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the ready file {path}: {exc.strerror}") from exc
