@@ -156,21 +156,17 @@ class GgufModel:
 
     @property
     def fingerprint(self) -> str:
-        """`sha256:<hex>` over the tokenizer kind and every token's text and type.
+        """`sha256:<hex>` over every token's text, in id order.
 
-        Two models with the same fingerprint map text to the same ids, so token ids can pass
-        between them unchanged (token mode).
+        Two models with the same fingerprint give every id the same meaning, so token ids can
+        pass between them unchanged (token mode: nothing is re-tokenized on either side). Only
+        the vocabulary goes in, so any engine that knows the id → text table can compute it.
         """
         with self._fingerprint_lock:
             if self._fingerprint is None:
                 digest = hashlib.sha256()
-                for key in ("tokenizer.ggml.model", "tokenizer.ggml.pre"):
-                    digest.update(self.llama.metadata.get(key, "").encode() + b"\0")
                 for token in range(self.n_vocab):
                     digest.update(llama_lib.llama_vocab_get_text(self._vocab, token) + b"\0")
-                    digest.update(
-                        bytes([llama_lib.llama_vocab_get_attr(self._vocab, token) & 0xFF])
-                    )
                 self._fingerprint = f"sha256:{digest.hexdigest()}"
             return self._fingerprint
 

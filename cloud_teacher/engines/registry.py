@@ -17,12 +17,14 @@ if TYPE_CHECKING:
 
 ENGINES: dict[str, str] = {
     "llama.cpp": "cloud_teacher.engines.llama_cpp",
-    # Production GPU engine; its module ships with the `vllm` extra, not in this build.
+    # The production GPU engine (DESIGN §7) is not implemented in this release; the name is
+    # known so that asking for it says so instead of failing obscurely.
     "vllm": "cloud_teacher.engines.vllm",
 }
 
 _INSTALL_HINTS = {
-    "vllm": "it needs an NVIDIA GPU and the vllm extra: pip install 'relay-decoding[vllm]'",
+    "vllm": "the vLLM engine is not implemented in this release (it will need an NVIDIA GPU "
+    "and the vllm extra)",
 }
 
 

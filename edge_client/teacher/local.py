@@ -80,7 +80,7 @@ def find_teacher_executable() -> str:
 
 
 def start_local_teacher(
-    *, model: str | os.PathLike[str] | None = None, timeout_s: float = 120.0
+    *, model: str | os.PathLike[str] | None = None, slots: int = 1, timeout_s: float = 120.0
 ) -> LocalTeacher:
     """Starts `relay-teacher serve` on a free loopback port and waits until it serves.
 
@@ -94,6 +94,8 @@ def start_local_teacher(
     # Loopback only: a teacher for this session must not be reachable from the network.
     command = [executable, "serve", "--host", "127.0.0.1", "--port", "0"]
     command += ["--ready-file", str(ready_file)]
+    # One session uses it: one slot, so it does not split the cores it shares with the student.
+    command += ["--slots", str(slots)]
     if model is not None:
         command += ["--model", os.fspath(model)]
     try:

@@ -26,7 +26,7 @@ from relay_common.sampling import SamplingParams
 def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     name = request.param
     if importlib.util.find_spec(ENGINES[name]) is None:
-        pytest.skip(f"the {name} engine is not in this build (it needs a GPU and its extra)")
+        pytest.skip(f"the {name} engine is not implemented in this release (it needs a GPU)")
     settings = TeacherSettings(
         engine=name, model=smollm2_path(), slots=1, n_ctx=512, max_span_tokens=32
     )
