@@ -10,21 +10,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic_settings import SettingsConfigDict
 
 from cloud_teacher.engines.registry import ENGINES
 from cloud_teacher.errors import ConfigError
 from cloud_teacher.requests import Limits
+from relay_common.errors import SettingsFileError
+from relay_common.settings import FileSettings, load_with_file
 
 ENV_PREFIX = "RELAY_TEACHER_"
 
 
-class TeacherSettings(BaseSettings):
+class TeacherSettings(FileSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
 
     host: str = Field("127.0.0.1", min_length=1, description="Address to listen on.")
@@ -138,37 +135,15 @@ class TeacherSettings(BaseSettings):
             else self.max_context_tokens,
         )
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The TOML file is read only when `load_settings` names one (`toml_file` is unset here).
-        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
-
 
 def load_settings(*, config_file: Path | None = None, **overrides: Any) -> TeacherSettings:
     """Settings from flags (`overrides`), environment and file; `ConfigError` when invalid."""
-    settings_cls = TeacherSettings
-    if config_file is not None:
-        if not config_file.is_file():
-            raise ConfigError(f"config file not found: {config_file}; check the --config path")
-        # The file is a class-level setting in pydantic-settings, hence a subclass per file.
-        settings_cls = type(
-            "TeacherSettingsFromFile",
-            (TeacherSettings,),
-            {"model_config": {**TeacherSettings.model_config, "toml_file": config_file}},
-        )
     try:
-        return settings_cls(**overrides)
+        return load_with_file(TeacherSettings, config_file=config_file, values=overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from exc
-    except ValueError as exc:  # the TOML file does not parse
-        raise ConfigError(f"cannot read config file {config_file}: {exc}") from exc
+    except SettingsFileError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def _describe(exc: ValidationError) -> str:

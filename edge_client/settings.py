@@ -17,18 +17,15 @@ from typing import Any
 
 import platformdirs
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic_settings import SettingsConfigDict
 
 from edge_client.errors import ConfigError
 from edge_client.ledger.store import default_ledger_path
 from edge_client.policies.registry import PolicyName
 from edge_client.teacher.address import parse_address
 from edge_client.teacher.settings import TeacherSettings
+from relay_common.errors import SettingsFileError
+from relay_common.settings import FileSettings, load_with_file
 
 LOCAL_TEACHER = "local"
 
@@ -37,7 +34,7 @@ def default_config_file() -> Path:
     return Path(platformdirs.user_config_dir("relay-edge")) / "config.toml"
 
 
-class EdgeSettings(BaseSettings):
+class EdgeSettings(FileSettings):
     """Everything `relay-edge ask` and `relay-edge chat` can be told."""
 
     model_config = SettingsConfigDict(
@@ -129,18 +126,6 @@ class EdgeSettings(BaseSettings):
             raise ValueError(f"span ({self.span}) must not exceed max_span ({self.max_span})")
         return self
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The TOML source reads `model_config["toml_file"]`: none here, one in `load_settings`.
-        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
-
 
 def load_settings(*, config_file: Path | None = None, **flags: Any) -> EdgeSettings:
     """Settings from flags (those not None), the environment and the config file.
@@ -149,18 +134,11 @@ def load_settings(*, config_file: Path | None = None, **flags: Any) -> EdgeSetti
     """
     if config_file is None and "RELAY_CONFIG" in os.environ:
         config_file = Path(os.environ["RELAY_CONFIG"])
-    if config_file is not None and not config_file.is_file():
-        raise ConfigError(f"config file not found: {config_file}; give an existing TOML file")
     if config_file is None and default_config_file().is_file():
         config_file = default_config_file()
-
-    class SettingsWithFile(EdgeSettings):
-        model_config = SettingsConfigDict(toml_file=config_file)
-
+    values = {name: value for name, value in flags.items() if value is not None}
     try:
-        return SettingsWithFile(
-            **{name: value for name, value in flags.items() if value is not None}
-        )
+        return load_with_file(EdgeSettings, config_file=config_file, values=values)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: "
@@ -168,5 +146,5 @@ def load_settings(*, config_file: Path | None = None, **flags: Any) -> EdgeSetti
             for error in exc.errors()
         )
         raise ConfigError(f"invalid settings: {problems}") from exc
-    except ValueError as exc:  # tomllib.TOMLDecodeError: the config file is not valid TOML
-        raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from exc
+    except SettingsFileError as exc:
+        raise ConfigError(str(exc)) from exc

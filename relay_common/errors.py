@@ -23,3 +23,7 @@ class ModelLoadError(RelayCommonError):
 
 class ContextFullError(RelayCommonError):
     """Evaluating more tokens would overflow the model's context window."""
+
+
+class SettingsFileError(RelayCommonError):
+    """A config file that is missing or not valid TOML."""
