@@ -30,6 +30,8 @@ PLAIN_CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}Assistant: {% endif %}"
 )
+# A base model continuing PLAIN_CHAT_TEMPLATE ends the answer by opening another turn.
+PLAIN_TURN_MARKERS = ("\nUser:", "\nAssistant:", "\nSystem:")
 
 
 def _guard_amx_repacking() -> None:

@@ -29,9 +29,10 @@ from cloud_teacher.requests import (
 )
 from cloud_teacher.settings import TeacherSettings
 from cloud_teacher.spans import FinishReason, Piece, SpanEnd
+from cloud_teacher.stop_strings import StopScanner
 from relay_common.embedded import gemma3_path
 from relay_common.errors import RelayCommonError
-from relay_common.gguf import GgufModel
+from relay_common.gguf import PLAIN_TURN_MARKERS, GgufModel
 from relay_common.sampling import Sampler
 
 ENGINE_NAME = "llama.cpp"
@@ -167,6 +168,7 @@ def _run_span(
         cached = model.sync(prompt)
         sampler = Sampler(request.sampling)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        scanner = _turn_scanner(model, request.context)
         finish = FinishReason.LENGTH
         for position in range(request.max_tokens):
             if stop.is_set():
@@ -175,10 +177,18 @@ def _run_span(
             if model.is_end(token):
                 finish = FinishReason.END_OF_ANSWER
                 break
-            emit(Piece(token_ids=(token,), text=decoder.decode(model.piece(token))))
+            text = decoder.decode(model.piece(token))
+            released, stopped = scanner.feed(token, text) if scanner else ([(token, text)], False)
+            for token_id, piece_text in released:
+                emit(Piece(token_ids=(token_id,), text=piece_text))
+            if stopped:
+                finish = FinishReason.END_OF_ANSWER
+                break
             # The last token needs no logits; the next call evaluates it with the new tokens.
             if position + 1 < request.max_tokens:
                 model.append([token])
+        for token_id, piece_text in scanner.flush() if scanner else []:
+            emit(Piece(token_ids=(token_id,), text=piece_text))
         return SpanEnd(
             finish_reason=finish,
             tail_text=decoder.decode(b"", final=True),
@@ -189,6 +199,13 @@ def _run_span(
         )
     finally:
         emit(None)
+
+
+def _turn_scanner(model: GgufModel, context: TokenContext | TextContext) -> StopScanner | None:
+    """Text mode on a base model: a new turn marker ends the answer (see stop_strings)."""
+    if isinstance(context, TokenContext) or model.has_chat_template:
+        return None
+    return StopScanner(PLAIN_TURN_MARKERS, primed_with=context.assistant_prefix)
 
 
 def _prompt_tokens(model: GgufModel, context: TokenContext | TextContext) -> list[int]:
