@@ -143,10 +143,13 @@ def test_token_mode_second_call_reuses_the_session_prefix(smollm_teacher, smollm
 
 
 def test_text_mode_span_continues_the_assistant_prefix(gemma_teacher) -> None:
-    reply = generate(gemma_teacher, text_span(QUESTION, "Let's think.", session=new_session()))
+    reply = generate(
+        gemma_teacher, text_span(QUESTION, "Let's think. First, we", session=new_session())
+    )
 
     assert 1 <= len(reply.token_ids) <= 16
     assert reply.text
+    assert "\nUser:" not in reply.text  # a base model's next turn ends the span instead
     assert reply.usage.prompt_tokens > 20
     assert reply.finish_reason in (
         relay_pb2.FINISH_REASON_LENGTH,
