@@ -42,7 +42,10 @@ class EdgeRuntime:
     _teacher: TeacherClient | None
 
     @property
-    def teacher_state(self) -> TeacherState:
+    def teacher_state(self) -> TeacherState | None:
+        """None for a teacher-free session; OFFLINE while the user switched it off."""
+        if self._teacher is None:
+            return None
         if self.session.teacher is None:
             return TeacherState.OFFLINE
         return self.session.teacher.state

@@ -48,4 +48,5 @@ def run_ask(
             out.file.write(json.dumps(result, ensure_ascii=False) + "\n")
         else:
             out.print()
+            out.file.flush()  # the answer's last line before the usage line on stderr
             err.print(usage_line(usage, runtime.teacher_state), style="dim")

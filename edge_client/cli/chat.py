@@ -107,8 +107,9 @@ class ChatSession:
         table = Table(title=f"session {self.runtime.session.session_id}", show_header=False)
         for name, value in usage.as_dict().items():
             table.add_row(name, f"{value:.3f}" if isinstance(value, float) else str(value))
+        state = self.runtime.teacher_state
         table.add_row(
-            "teacher", f"{self.runtime.teacher_label} ({self.runtime.teacher_state.value})"
+            "teacher", f"{self.runtime.teacher_label} ({state.value if state else 'none'})"
         )
         self.console.print(table)
 

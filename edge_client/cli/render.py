@@ -39,15 +39,14 @@ def stream_tokens(console: Console, event: TokensAppended) -> None:
         console.file.flush()
 
 
-def usage_line(usage: Usage, state: TeacherState | None = None) -> Text:
-    """One line: the teacher's state, tokens by source, calls and the offload ratio."""
-    line = Text()
+def usage_line(usage: Usage, state: TeacherState | None) -> Text:
+    """One line: the teacher's state (None: teacher-free), tokens by source, calls and the
+    offload ratio."""
+    line = Text("teacher-free" if state is None else "teacher ")
     if state is not None:
-        line.append("teacher ")
         line.append(state.value, style=STATE_STYLES[state])
-        line.append(" · ")
     line.append(
-        f"student {usage.student_tokens} · teacher {usage.teacher_tokens} tokens · "
+        f" · student {usage.student_tokens} · teacher {usage.teacher_tokens} tokens · "
         f"calls {usage.teacher_calls} ({usage.teacher_failures} failed, "
         f"{usage.fallback_spans} fallback) · offload {usage.offload_ratio:.1%}"
     )

@@ -13,6 +13,9 @@ import uuid
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+import numpy.typing as npt
+
 from edge_client.errors import TeacherError
 from edge_client.policies.base import Policy, Step
 from edge_client.relay.events import (
@@ -112,8 +115,9 @@ class RelaySession:
         since_call = (
             None if answer.last_call_end is None else answer.generated - answer.last_call_end
         )
+        logits = self.student.next_logits()
         step = Step(
-            logits=self.student.next_logits(),
+            logits=logits,
             position=answer.generated,
             tokens_since_call=since_call,
             teacher_tokens_used=self.usage.teacher_tokens,
@@ -121,10 +125,17 @@ class RelaySession:
         wanted = self.policy.decide(step)
         if wanted > 0 and self.teacher is not None:
             return (yield from self._teacher_span(answer, sampler, min(wanted, remaining)))
-        return (yield from self._student_token(answer, sampler, Source.STUDENT))
+        return (yield from self._student_token(answer, sampler, Source.STUDENT, logits))
 
-    def _student_token(self, answer: _Answer, sampler: Sampler, source: Source) -> Events:
-        token = sampler.sample(self.student.next_logits())
+    def _student_token(
+        self,
+        answer: _Answer,
+        sampler: Sampler,
+        source: Source,
+        logits: npt.NDArray[np.float32] | None = None,
+    ) -> Events:
+        """The student writes one token (from `logits` when the caller already read them)."""
+        token = sampler.sample(self.student.next_logits() if logits is None else logits)
         if self.student.is_end(token):
             return FinishReason.END_OF_ANSWER
         self.student.append([token])
