@@ -22,8 +22,9 @@ from edge_client.errors import TeacherError
 from edge_client.teacher.client import SpanRequest
 from edge_client.teacher.grpc_client import GrpcTeacherClient
 from edge_client.teacher.local import start_local_teacher
+from relay_common.chat import ChatMessage
 from relay_common.embedded import smollm2_path
-from relay_common.gguf import ChatMessage, GgufModel
+from relay_common.gguf import GgufModel
 from relay_common.sampling import SamplingParams
 from relay_proto import relay_pb2, relay_pb2_grpc
 

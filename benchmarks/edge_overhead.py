@@ -18,7 +18,7 @@ from edge_client.policies.baselines import NeverPolicy
 from edge_client.relay.events import TokensAppended
 from edge_client.relay.loop import RelayOptions, RelaySession
 from edge_client.student.llama_student import LlamaStudent
-from relay_common.gguf import ChatMessage
+from relay_common.chat import ChatMessage
 
 PROMPT = [ChatMessage("user", "Write a long story about a lighthouse keeper and the sea.")]
 

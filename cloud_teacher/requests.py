@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 
 from cloud_teacher.errors import ContextTooLongError, InvalidRequestError, TokenizerMismatchError
-from relay_common.gguf import ChatMessage
+from relay_common.chat import ChatMessage
 from relay_common.sampling import SamplingParams
 from relay_proto import relay_pb2
 

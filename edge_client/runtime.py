@@ -27,7 +27,7 @@ from edge_client.student.llama_student import LlamaStudent
 from edge_client.teacher.client import TeacherClient, TeacherState
 from edge_client.teacher.grpc_client import GrpcTeacherClient
 from edge_client.teacher.local import start_local_teacher
-from relay_common.gguf import ChatMessage
+from relay_common.chat import ChatMessage
 from relay_common.sampling import SamplingParams
 
 

@@ -12,7 +12,6 @@ import hashlib
 import os
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import llama_cpp
@@ -21,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+from relay_common.chat import ChatMessage
 from relay_common.errors import ContextFullError, ModelLoadError, ModelNotFoundError
 
 # Used when a GGUF has no chat template (base models such as Gemma-3-270M).
@@ -58,12 +58,6 @@ def _guard_amx_repacking() -> None:
 
 
 _guard_amx_repacking()
-
-
-@dataclass(frozen=True, slots=True)
-class ChatMessage:
-    role: str  # "system" | "user" | "assistant"
-    content: str
 
 
 class GgufModel:

@@ -13,7 +13,7 @@ from edge_client.cli.render import join_spans, stream_tokens, usage_line
 from edge_client.relay.events import AnswerFinished, TokensAppended
 from edge_client.runtime import conversation_start, open_runtime
 from edge_client.settings import EdgeSettings
-from relay_common.gguf import ChatMessage
+from relay_common.chat import ChatMessage
 
 
 def run_ask(

@@ -16,7 +16,7 @@ from edge_client.cli.render import legend, stream_tokens, usage_line
 from edge_client.relay.events import AnswerFinished, FinishReason, TokensAppended
 from edge_client.runtime import EdgeRuntime, conversation_start, open_runtime
 from edge_client.settings import EdgeSettings
-from relay_common.gguf import ChatMessage
+from relay_common.chat import ChatMessage
 
 HELP = "/stats  /offline  /online  /reset  /quit   (Ctrl-C stops an answer)"
 

@@ -30,8 +30,8 @@ from edge_client.relay.events import (
 from edge_client.relay.usage import Usage
 from edge_client.student.engine import StudentEngine
 from edge_client.teacher.client import SpanReply, SpanRequest, TeacherClient, TeacherInfo
+from relay_common.chat import ChatMessage
 from relay_common.errors import ContextFullError
-from relay_common.gguf import ChatMessage
 from relay_common.sampling import Sampler, SamplingParams
 
 Events = Generator[RelayEvent, None, FinishReason | None]

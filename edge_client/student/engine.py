@@ -8,7 +8,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from relay_common.gguf import ChatMessage
+from relay_common.chat import ChatMessage
 
 
 class StudentEngine(Protocol):

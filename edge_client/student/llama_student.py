@@ -10,9 +10,10 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_client.errors import StudentError
+from relay_common.chat import ChatMessage
 from relay_common.embedded import smollm2_path
 from relay_common.errors import ModelLoadError, ModelNotFoundError
-from relay_common.gguf import ChatMessage, GgufModel
+from relay_common.gguf import GgufModel
 
 
 class LlamaStudent:

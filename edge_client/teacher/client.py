@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from relay_common.gguf import ChatMessage
+from relay_common.chat import ChatMessage
 from relay_common.sampling import SamplingParams
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from edge_client.errors import ConfigError
 from edge_client.teacher.client import SpanRequest, TeacherInfo
-from relay_common.gguf import ChatMessage
+from relay_common.chat import ChatMessage
 from relay_proto import relay_pb2
 
 _ROLES = {

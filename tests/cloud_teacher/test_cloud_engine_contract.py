@@ -17,8 +17,9 @@ from cloud_teacher.engines.registry import ENGINES, create_engine
 from cloud_teacher.requests import SpanRequest, TokenContext
 from cloud_teacher.settings import TeacherSettings
 from cloud_teacher.spans import FinishReason, Piece, SpanEnd
+from relay_common.chat import ChatMessage
 from relay_common.embedded import smollm2_path
-from relay_common.gguf import ChatMessage, GgufModel
+from relay_common.gguf import GgufModel
 from relay_common.sampling import SamplingParams
 
 

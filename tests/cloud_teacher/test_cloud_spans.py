@@ -9,8 +9,9 @@ import uuid
 import grpc
 import pytest
 
+from relay_common.chat import ChatMessage
 from relay_common.embedded import smollm2_path
-from relay_common.gguf import ChatMessage, GgufModel
+from relay_common.gguf import GgufModel
 from relay_proto import relay_pb2, relay_pb2_grpc
 
 QUESTION = (

@@ -19,7 +19,7 @@ from edge_client.relay.loop import RelayOptions, RelaySession
 from edge_client.student.llama_student import LlamaStudent
 from edge_client.teacher.grpc_client import GrpcTeacherClient
 from edge_client.teacher.settings import TeacherSettings
-from relay_common.gguf import ChatMessage
+from relay_common.chat import ChatMessage
 
 QUESTION = [ChatMessage("user", "Name three colours of the rainbow.")]
 

@@ -14,7 +14,7 @@ from edge_client.policies.confidence import ConfidencePolicy
 from edge_client.relay.events import AnswerFinished, Source, TeacherCall, TokensAppended
 from edge_client.relay.loop import RelayOptions, RelaySession
 from edge_client.teacher.grpc_client import GrpcTeacherClient
-from relay_common.gguf import ChatMessage
+from relay_common.chat import ChatMessage
 
 pytestmark = pytest.mark.timeout(180)
 

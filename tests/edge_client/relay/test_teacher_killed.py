@@ -12,8 +12,8 @@ from edge_client.relay.loop import RelayOptions, RelaySession
 from edge_client.teacher.grpc_client import GrpcTeacherClient
 from edge_client.teacher.local import start_local_teacher
 from edge_client.teacher.settings import TeacherSettings
+from relay_common.chat import ChatMessage
 from relay_common.embedded import smollm2_path
-from relay_common.gguf import ChatMessage
 
 QUICK_FAILURE = TeacherSettings(
     deadline_s=2, attempts=2, latency_budget_s=4, backoff_initial_s=0.01, backoff_max_s=0.05

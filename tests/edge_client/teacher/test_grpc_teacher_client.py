@@ -17,7 +17,7 @@ from edge_client.errors import (
 from edge_client.teacher.client import SpanRequest, TeacherInfo, TeacherState
 from edge_client.teacher.grpc_client import GrpcTeacherClient
 from edge_client.teacher.wire import span_request_to_proto
-from relay_common.gguf import ChatMessage
+from relay_common.chat import ChatMessage
 from relay_common.sampling import SamplingParams
 from relay_proto import relay_pb2
 

@@ -12,8 +12,8 @@ from edge_client.errors import ConfigError, EdgeError
 from edge_client.teacher.client import SpanRequest, TeacherState
 from edge_client.teacher.grpc_client import GrpcTeacherClient
 from edge_client.teacher.local import find_teacher_executable, start_local_teacher
+from relay_common.chat import ChatMessage
 from relay_common.embedded import smollm2_path
-from relay_common.gguf import ChatMessage
 from relay_common.sampling import SamplingParams
 
 try:

@@ -9,7 +9,7 @@ from edge_client.errors import ConfigError
 from edge_client.teacher.client import SpanRequest
 from edge_client.teacher.settings import TeacherSettings
 from edge_client.teacher.wire import span_request_to_proto
-from relay_common.gguf import ChatMessage
+from relay_common.chat import ChatMessage
 from relay_common.sampling import SamplingParams
 
 
