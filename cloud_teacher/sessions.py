@@ -1,15 +1,17 @@
 """Teacher-side accounting per session, and idempotent span requests. Pure bookkeeping.
 
     book = SessionBook(max_remembered=10_000, max_sessions=100_000)
-    replay = await book.claim(session_id, request_id)   # waits while that id is in flight
+    replay = await book.claim(request)                   # waits while that id is in flight
     if replay is None:                                   # ours to generate
         try:
-            totals = book.complete(session_id, request_id, span)   # counted once, remembered
+            totals = book.complete(request, span)        # counted once, remembered
         finally:
             book.release(session_id, request_id)         # wakes a duplicate; it then takes over
 
 A retried `request_id` gets the remembered span back (`replayed=True`), neither generated nor
-counted again. Remembered ids and sessions are bounded, least recently used first out.
+counted again; the same id with a different request is refused (a client bug that would
+otherwise get a span for another context). Remembered ids and sessions are bounded, least
+recently used first out.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import dataclasses
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from cloud_teacher.errors import SessionNotFoundError
+from cloud_teacher.errors import InvalidRequestError, SessionNotFoundError
+from cloud_teacher.requests import SpanRequest
 from cloud_teacher.spans import Span
 
 
@@ -49,23 +52,29 @@ class SessionBook:
             raise ValueError("max_remembered and max_sessions must be at least 1")
         self._max_remembered = max_remembered
         self._max_sessions = max_sessions
-        self._answered: OrderedDict[_Key, Span] = OrderedDict()
+        self._answered: OrderedDict[_Key, tuple[SpanRequest, Span]] = OrderedDict()
         self._in_flight: dict[_Key, asyncio.Event] = {}
         self._sessions: OrderedDict[str, SessionUsage] = OrderedDict()
 
-    async def claim(self, session_id: str, request_id: str) -> Span | None:
+    async def claim(self, request: SpanRequest) -> Span | None:
         """The span already answered for this id (marked replayed), or None: generate it.
 
         A second caller with an id in flight waits for the first, then replays its span, or
         takes over when the first gave up without one.
         """
-        key = (session_id, request_id)
+        key = (request.session_id, request.request_id)
         while True:
             answered = self._answered.get(key)
             if answered is not None:
+                asked, span = answered
+                if asked != request:
+                    raise InvalidRequestError(
+                        f"request_id {request.request_id!r} was already used in this session "
+                        "for a different request; give each new span a new request_id"
+                    )
                 self._answered.move_to_end(key)
                 return dataclasses.replace(
-                    answered, usage=dataclasses.replace(answered.usage, replayed=True)
+                    span, usage=dataclasses.replace(span.usage, replayed=True)
                 )
             in_flight = self._in_flight.get(key)
             if in_flight is None:
@@ -73,10 +82,11 @@ class SessionBook:
                 return None
             await in_flight.wait()
 
-    def complete(self, session_id: str, request_id: str, span: Span) -> SessionUsage:
+    def complete(self, request: SpanRequest, span: Span) -> SessionUsage:
         """Counts a generated span once and remembers it; returns the session's new totals."""
-        key = (session_id, request_id)
-        self._answered[key] = span
+        session_id = request.session_id
+        key = (session_id, request.request_id)
+        self._answered[key] = (request, span)
         self._answered.move_to_end(key)
         while len(self._answered) > self._max_remembered:
             self._answered.popitem(last=False)

@@ -68,7 +68,7 @@ class Teacher:
     async def stream_span(self, request: SpanRequest) -> AsyncIterator[Piece | SpanDone]:
         """Pieces as the engine writes them, then `SpanDone`; a replay is one piece."""
         session_id, request_id = request.session_id, request.request_id
-        replay = await self._book.claim(session_id, request_id)
+        replay = await self._book.claim(request)
         if replay is not None:
             yield Piece(token_ids=replay.token_ids, text=replay.text)
             yield SpanDone(span=replay, session=self._book.totals(session_id), tail_text="")
@@ -87,7 +87,7 @@ class Teacher:
             if end is None:
                 raise EngineDeadError("the engine ended a span without finishing it")
             span = _span(token_ids, "".join(texts) + end.tail_text, end)
-            session = self._book.complete(session_id, request_id, span)
+            session = self._book.complete(request, span)
             yield SpanDone(span=span, session=session, tail_text=end.tail_text)
         finally:
             self._book.release(session_id, request_id)

@@ -6,9 +6,11 @@ import asyncio
 
 import pytest
 
-from cloud_teacher.errors import SessionNotFoundError
+from cloud_teacher.errors import InvalidRequestError, SessionNotFoundError
+from cloud_teacher.requests import SpanRequest, TokenContext
 from cloud_teacher.sessions import SessionBook
 from cloud_teacher.spans import FinishReason, Span, SpanUsage
+from relay_common.sampling import SamplingParams
 
 
 def make_span(tokens: tuple[int, ...] = (1, 2, 3), *, prompt: int = 10, cached: int = 4) -> Span:
@@ -26,11 +28,25 @@ def make_span(tokens: tuple[int, ...] = (1, 2, 3), *, prompt: int = 10, cached: 
     )
 
 
-def answer(book: SessionBook, session: str, request: str, span: Span) -> Span | None:
+def span_request(session: str, request: str, context: tuple[int, ...] = (7, 8)) -> SpanRequest:
+    return SpanRequest(
+        session_id=session,
+        request_id=request,
+        context=TokenContext(token_ids=context),
+        max_tokens=4,
+        sampling=SamplingParams(),
+    )
+
+
+def answer(
+    book: SessionBook, session: str, request: str, span: Span, *, context: tuple[int, ...] = (7, 8)
+) -> Span | None:
+    asked = span_request(session, request, context)
+
     async def run() -> Span | None:
-        replay = await book.claim(session, request)
+        replay = await book.claim(asked)
         if replay is None:
-            book.complete(session, request, span)
+            book.complete(asked, span)
             book.release(session, request)
         return replay
 
@@ -63,6 +79,14 @@ def test_a_retried_request_id_replays_and_is_not_counted_again() -> None:
     assert book.usage("s1").generated_tokens == 3
 
 
+def test_the_same_request_id_for_a_different_request_is_refused() -> None:
+    book = SessionBook(max_remembered=10, max_sessions=10)
+    answer(book, "s1", "r1", make_span(), context=(7, 8))
+    with pytest.raises(InvalidRequestError, match="new request_id"):
+        answer(book, "s1", "r1", make_span(), context=(7, 8, 9))
+    assert book.usage("s1").spans == 1
+
+
 def test_the_same_request_id_in_another_session_is_another_request() -> None:
     book = SessionBook(max_remembered=10, max_sessions=10)
     answer(book, "s1", "r1", make_span())
@@ -74,14 +98,14 @@ def test_a_concurrent_duplicate_waits_for_the_first_and_replays_it() -> None:
     generated: list[str] = []
 
     async def request(name: str) -> Span:
-        replay = await book.claim("s1", "r1")
+        replay = await book.claim(span_request("s1", "r1"))
         if replay is not None:
             return replay
         try:
             generated.append(name)
             await asyncio.sleep(0.01)  # the duplicate arrives while this one generates
             span = make_span()
-            book.complete("s1", "r1", span)
+            book.complete(span_request("s1", "r1"), span)
             return span
         finally:
             book.release("s1", "r1")
@@ -99,8 +123,8 @@ def test_a_duplicate_takes_over_when_the_first_gives_up() -> None:
     book = SessionBook(max_remembered=10, max_sessions=10)
 
     async def run() -> Span | None:
-        assert await book.claim("s1", "r1") is None
-        waiter = asyncio.create_task(book.claim("s1", "r1"))
+        assert await book.claim(span_request("s1", "r1")) is None
+        waiter = asyncio.create_task(book.claim(span_request("s1", "r1")))
         await asyncio.sleep(0)
         assert not waiter.done()
         book.release("s1", "r1")  # the first failed: nothing answered
