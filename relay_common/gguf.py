@@ -23,15 +23,20 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from relay_common.chat import ChatMessage
 from relay_common.errors import ContextFullError, ModelLoadError, ModelNotFoundError
 
-# Used when a GGUF has no chat template (base models such as Gemma-3-270M).
+# Used when a GGUF has no chat template (base models such as Gemma-3-270M). Base models answer
+# "Question: …\nAnswer:" far better than a chat layout (Gemma-3-270M: "Paris" where "User: …
+# Assistant:" gave "1990."). The open answer ends at "Answer:" with no space: the model writes
+# its own leading space (a trailing space in the prompt derails it).
 PLAIN_CHAT_TEMPLATE = (
     "{% for message in messages %}"
-    "{{ message['role'] | capitalize }}: {{ message['content'] }}\n\n"
+    "{% if message['role'] == 'user' %}Question: {{ message['content'] }}\n"
+    "{% elif message['role'] == 'assistant' %}Answer: {{ message['content'] }}\n\n"
+    "{% else %}{{ message['content'] }}\n\n{% endif %}"
     "{% endfor %}"
-    "{% if add_generation_prompt %}Assistant: {% endif %}"
+    "{% if add_generation_prompt %}Answer:{% endif %}"
 )
 # A base model continuing PLAIN_CHAT_TEMPLATE ends the answer by opening another turn.
-PLAIN_TURN_MARKERS = ("\nUser:", "\nAssistant:", "\nSystem:")
+PLAIN_TURN_MARKERS = ("\nQuestion:", "\nAnswer:")
 
 
 def _guard_amx_repacking() -> None:
@@ -174,6 +179,17 @@ class GgufModel:
         # Templates that write the BOS text themselves must not get a second BOS token.
         add_bos = not (bos and prompt.startswith(bos))
         return self.tokenize(prompt, add_bos=add_bos, special=True)
+
+    def render_continuation(
+        self, messages: Sequence[ChatMessage], assistant_prefix: str
+    ) -> list[int]:
+        """The messages in the chat template, then the assistant's partial answer to go on."""
+        prompt = self.render_chat(messages)
+        if not assistant_prefix:
+            return prompt
+        if not self.has_chat_template:
+            assistant_prefix = " " + assistant_prefix  # after "Answer:" (see the template)
+        return prompt + self.tokenize(assistant_prefix)
 
     def _piece_text(self, token: int) -> str:
         if token < 0:

@@ -169,6 +169,9 @@ def _run_span(
         sampler = Sampler(request.sampling)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         scanner = _turn_scanner(model, request.context)
+        at_answer_start = isinstance(request.context, TextContext) and not (
+            request.context.assistant_prefix
+        )
         finish = FinishReason.LENGTH
         for position in range(request.max_tokens):
             if stop.is_set():
@@ -178,6 +181,9 @@ def _run_span(
                 finish = FinishReason.END_OF_ANSWER
                 break
             text = decoder.decode(model.piece(token))
+            if at_answer_start:  # an answer does not begin with white space
+                text = text.lstrip()
+                at_answer_start = not text
             released, stopped = scanner.feed(token, text) if scanner else ([(token, text)], False)
             for token_id, piece_text in released:
                 emit(Piece(token_ids=(token_id,), text=piece_text))
@@ -212,6 +218,5 @@ def _prompt_tokens(model: GgufModel, context: TokenContext | TextContext) -> lis
     if isinstance(context, TokenContext):
         return list(context.token_ids)
     # The teacher's own chat template opens the assistant turn; the partial answer is
-    # continued from there (no BOS, no special tokens: it is plain text).
-    prompt = model.render_chat(context.messages)
-    return prompt + model.tokenize(context.assistant_prefix)
+    # continued from there (plain text: no BOS, no special tokens).
+    return model.render_continuation(context.messages, context.assistant_prefix)

@@ -150,7 +150,7 @@ def test_text_mode_span_continues_the_assistant_prefix(gemma_teacher) -> None:
 
     assert 1 <= len(reply.token_ids) <= 16
     assert reply.text
-    assert "\nUser:" not in reply.text  # a base model's next turn ends the span instead
+    assert "\nQuestion:" not in reply.text  # a base model's next turn ends the span instead
     assert reply.usage.prompt_tokens > 20
     assert reply.finish_reason in (
         relay_pb2.FINISH_REASON_LENGTH,
