@@ -38,6 +38,7 @@ class EdgeRuntime:
     session: RelaySession
     ledger: Ledger
     teacher_label: str  # "HOST:PORT", "local (HOST:PORT)" or "none"
+    mode: str | None  # see relay_mode
     cancel: threading.Event
     _teacher: TeacherClient | None
 
@@ -128,15 +129,30 @@ def open_runtime(settings: EdgeSettings) -> Iterator[EdgeRuntime]:
             ),
             is_cancelled=cancel.is_set,
         )
+        mode = relay_mode(session)
         ledger.start_session(
             session.session_id,
             student_model=student.model_name,
             teacher=label,
             policy=settings.policy.value,
+            mode=mode,
         )
         yield EdgeRuntime(
-            session=session, ledger=ledger, teacher_label=label, cancel=cancel, _teacher=teacher
+            session=session,
+            ledger=ledger,
+            teacher_label=label,
+            mode=mode,
+            cancel=cancel,
+            _teacher=teacher,
         )
+
+
+def relay_mode(session: RelaySession) -> str | None:
+    """ "token" or "text" (how spans travel), "teacher-free", or None: teacher not reached."""
+    if session.teacher is None:
+        return "teacher-free"
+    token_mode = session.reach_teacher()
+    return None if token_mode is None else ("token" if token_mode else "text")
 
 
 def conversation_start(settings: EdgeSettings) -> list[ChatMessage]:

@@ -97,7 +97,8 @@ class ChatSession:
         session = self.runtime.session
         self.console.print(
             f"[bold]relay-edge chat[/] · student {session.student.model_name} · "
-            f"teacher {self.runtime.teacher_label} · policy {self.settings.policy.value}"
+            f"teacher {self.runtime.teacher_label} ({self.runtime.mode or 'not reached'} mode) · "
+            f"policy {self.settings.policy.value}"
         )
         self.console.print(legend())
         self.console.print(f"[dim]{HELP}[/]")

@@ -87,6 +87,16 @@ class RelaySession:
             return None
         return self._teacher_info.tokenizer_fingerprint == self.student.fingerprint
 
+    def reach_teacher(self) -> bool | None:
+        """Asks the teacher for its description now rather than at the first call; returns
+        `token_mode`, None when there is no teacher or it cannot be reached yet."""
+        if self.teacher is not None and self._teacher_info is None:
+            try:
+                self._teacher_info = self.teacher.info()
+            except TeacherError:
+                return None
+        return self.token_mode
+
     def answer(self, messages: Sequence[ChatMessage]) -> Generator[RelayEvent, None, Usage]:
         """Writes the assistant's answer to `messages`, yielding events as it goes."""
         prompt = self.student.render_prompt(messages)

@@ -81,6 +81,8 @@ def test_ask_relays_equals_teacher_free_and_lands_in_the_ledger(edge_env, smollm
     sessions = {s["session_id"]: s for s in json.loads(listed.stdout)["sessions"]}
     for result in (relayed, alone):
         assert sessions[result["session_id"]]["usage"] == result["usage"]
+    assert sessions[relayed["session_id"]]["mode"] == "token"  # same tokenizer: token ids
+    assert sessions[alone["session_id"]]["mode"] == "teacher-free"
 
 
 def test_ask_with_the_teacher_stopped_still_answers(edge_env):

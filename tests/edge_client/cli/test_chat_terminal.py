@@ -98,6 +98,7 @@ def test_chat_with_no_flags_relays_to_the_embedded_local_teacher(chat_env):
     try:
         banner = ANSI_STYLE.sub("", chat.before)
         assert "teacher local (127.0.0.1:" in banner
+        assert "(text mode)" in banner  # Gemma's tokenizer is not the student's
         shown = ask(
             chat, "Natalia sold 48 clips in April and half as many in May. How many in all?"
         )
