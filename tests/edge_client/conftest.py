@@ -1,4 +1,5 @@
-"""Edge fixtures: the embedded student and real teacher processes, each started once."""
+"""Edge fixtures: the embedded student, real teacher processes (each started once) and
+teacher-client settings that fail fast."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 
 from edge_client.student.llama_student import LlamaStudent
 from edge_client.teacher.local import start_local_teacher
+from edge_client.teacher.settings import TeacherSettings
 from relay_common.embedded import smollm2_path
 
 
@@ -32,3 +34,18 @@ def gemma_teacher() -> Iterator[str]:
     """`relay-teacher serve` on the embedded Gemma (another tokenizer: text mode)."""
     with start_local_teacher() as teacher:
         yield teacher.address
+
+
+@pytest.fixture
+def fast_settings() -> TeacherSettings:
+    """Quick failures: tiny deadlines and back-off, a breaker with a long cool-down (tests move
+    an injected clock past it instead of waiting)."""
+    return TeacherSettings(
+        deadline_s=1.0,
+        attempts=3,
+        latency_budget_s=5.0,
+        backoff_initial_s=0.001,
+        backoff_max_s=0.01,
+        breaker_threshold=3,
+        breaker_cooldown_s=30.0,
+    )

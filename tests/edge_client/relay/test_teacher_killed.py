@@ -11,20 +11,15 @@ from edge_client.relay.events import AnswerFinished, Source, TeacherCall, Tokens
 from edge_client.relay.loop import RelayOptions, RelaySession
 from edge_client.teacher.grpc_client import GrpcTeacherClient
 from edge_client.teacher.local import start_local_teacher
-from edge_client.teacher.settings import TeacherSettings
 from relay_common.chat import ChatMessage
 from relay_common.embedded import smollm2_path
 
-QUICK_FAILURE = TeacherSettings(
-    deadline_s=2, attempts=2, latency_budget_s=4, backoff_initial_s=0.01, backoff_max_s=0.05
-)
-
 
 @pytest.mark.timeout(180)
-def test_teacher_killed_mid_answer(student, tmp_path):
+def test_teacher_killed_mid_answer(student, tmp_path, fast_settings):
     ledger = Ledger(tmp_path / "ledger.db")
     teacher = start_local_teacher(model=smollm2_path())
-    client = GrpcTeacherClient(teacher.address, settings=QUICK_FAILURE)
+    client = GrpcTeacherClient(teacher.address, settings=fast_settings)
     session = RelaySession(
         student=student,
         teacher=client,

@@ -101,21 +101,6 @@ def address(serve_teacher: ServeTeacher) -> str:
     return serve_teacher()[1]
 
 
-@pytest.fixture
-def fast_settings() -> TeacherSettings:
-    """Quick failures: tiny deadlines and back-off, a breaker with a long cool-down (tests move
-    an injected clock past it instead of waiting)."""
-    return TeacherSettings(
-        deadline_s=1.0,
-        attempts=3,
-        latency_budget_s=5.0,
-        backoff_initial_s=0.001,
-        backoff_max_s=0.01,
-        breaker_threshold=3,
-        breaker_cooldown_s=30.0,
-    )
-
-
 class FakeClock:
     """Seconds that move only when told."""
 
