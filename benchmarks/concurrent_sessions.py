@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import grpc
 
-from edge_client.errors import TeacherError
-from edge_client.teacher.client import SpanRequest
+from edge_client.errors import TeacherCallError
+from edge_client.teacher.client import SpanQuery
 from edge_client.teacher.grpc_client import GrpcTeacherClient
 from edge_client.teacher.local import start_local_teacher
 from relay_common.chat import ChatMessage
@@ -45,7 +45,7 @@ def run_session(
     for _ in range(spans):
         try:
             reply = client.generate_span(
-                SpanRequest(
+                SpanQuery(
                     session_id=result.session_id,
                     request_id=uuid.uuid4().hex,
                     max_tokens=span_tokens,
@@ -54,7 +54,7 @@ def run_session(
                     tokenizer_fingerprint=fingerprint,
                 )
             )
-        except TeacherError:
+        except TeacherCallError:
             result.errors += 1
             continue
         result.spans += 1

@@ -16,7 +16,7 @@ import uuid
 
 import grpc
 
-from edge_client.teacher.client import SpanRequest
+from edge_client.teacher.client import SpanQuery
 from edge_client.teacher.grpc_client import GrpcTeacherClient
 from edge_client.teacher.local import start_local_teacher
 from relay_common.chat import ChatMessage
@@ -43,7 +43,7 @@ def main() -> None:
                 session_id, context = uuid.uuid4().hex, context[:20]
             first_prompts.setdefault(session_id, len(context))
             reply = client.generate_span(
-                SpanRequest(
+                SpanQuery(
                     session_id=session_id,
                     request_id=uuid.uuid4().hex,
                     max_tokens=args.span_tokens,

@@ -50,6 +50,9 @@ class SpanRequest:
     context: TokenContext | TextContext
     max_tokens: int
     sampling: SamplingParams
+    # Whose request this is: a digest of the caller's API key, "" when the teacher has no keys.
+    # Engines never serve one tenant's request from another tenant's cached prefix.
+    tenant: str = ""
 
 
 def parse_span_request(

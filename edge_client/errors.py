@@ -5,7 +5,7 @@ once, where they arise, and chained `from exc`.
     ├── ConfigError                bad settings or flags
     ├── StudentError               the student model cannot be loaded or run
     ├── LedgerError                the ledger database cannot be opened or written
-    └── TeacherError               a teacher call did not produce a span
+    └── TeacherCallError               a teacher call did not produce a span
         ├── TeacherUnavailableError   unreachable, overloaded or too slow, after retries
         │   └── CircuitOpenError      not tried: the circuit breaker is open
         └── TeacherRejectedError      the teacher refused the request (never retried)
@@ -30,7 +30,7 @@ class LedgerError(EdgeError):
     """The ledger database cannot be opened or written."""
 
 
-class TeacherError(EdgeError):
+class TeacherCallError(EdgeError):
     """A teacher call did not produce a span.
 
     `retries` counts the extra attempts made before giving up; `latency_ms` the time spent;
@@ -51,7 +51,7 @@ class TeacherError(EdgeError):
         self.wire_bytes = wire_bytes
 
 
-class TeacherUnavailableError(TeacherError):
+class TeacherUnavailableError(TeacherCallError):
     """The teacher could not answer in time (unreachable, overloaded, deadline)."""
 
 
@@ -59,5 +59,5 @@ class CircuitOpenError(TeacherUnavailableError):
     """The call was not made: the circuit breaker is open after repeated failures."""
 
 
-class TeacherRejectedError(TeacherError):
+class TeacherRejectedError(TeacherCallError):
     """The teacher refused the request as invalid or unauthorized; retrying cannot help."""

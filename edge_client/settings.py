@@ -23,7 +23,7 @@ from edge_client.errors import ConfigError
 from edge_client.ledger.store import default_ledger_path
 from edge_client.policies.registry import PolicyName
 from edge_client.teacher.address import parse_address
-from edge_client.teacher.settings import TeacherSettings
+from edge_client.teacher.settings import TeacherClientSettings
 from relay_common.errors import SettingsFileError
 from relay_common.settings import FileSettings, load_with_file
 
@@ -106,8 +106,8 @@ class EdgeSettings(FileSettings):
         default_factory=default_ledger_path,
         description="SQLite file of the per-session accounting.",
     )
-    teacher_client: TeacherSettings = Field(
-        default_factory=TeacherSettings, description="Deadlines, retries, circuit breaker."
+    teacher_client: TeacherClientSettings = Field(
+        default_factory=TeacherClientSettings, description="Deadlines, retries, circuit breaker."
     )
 
     @field_validator("teacher")

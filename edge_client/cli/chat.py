@@ -13,7 +13,7 @@ from rich.table import Table
 
 from edge_client.cli.interrupt import cancel_on_interrupt
 from edge_client.cli.render import legend, stream_tokens, usage_line
-from edge_client.relay.events import AnswerFinished, FinishReason, TokensAppended
+from edge_client.relay.events import AnswerEndReason, AnswerFinished, TokensAppended
 from edge_client.runtime import EdgeRuntime, conversation_start, open_runtime
 from edge_client.settings import EdgeSettings
 from relay_common.chat import ChatMessage
@@ -75,7 +75,7 @@ class ChatSession:
         self.messages.append(ChatMessage("user", text))
         self.console.print("[bold blue]relay>[/] ", end="")
         written: list[str] = []
-        reason = FinishReason.END_OF_ANSWER
+        reason = AnswerEndReason.END_OF_ANSWER
         with cancel_on_interrupt(self.runtime.cancel):
             for event in self.runtime.answer(self.messages):
                 if isinstance(event, TokensAppended):
@@ -84,9 +84,9 @@ class ChatSession:
                 elif isinstance(event, AnswerFinished):
                     reason = event.reason
         self.console.print()
-        if reason is FinishReason.CANCELLED:
+        if reason is AnswerEndReason.CANCELLED:
             self.console.print("[dim](stopped)[/]")
-        elif reason is FinishReason.CONTEXT_FULL:
+        elif reason is AnswerEndReason.CONTEXT_FULL:
             self.console.print("[yellow]the conversation fills the context: /reset to go on[/]")
         self.messages.append(ChatMessage("assistant", "".join(written)))
         self.console.print(

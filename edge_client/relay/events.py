@@ -47,7 +47,7 @@ class TeacherCall:
         return self.error is not None
 
 
-class FinishReason(enum.Enum):
+class AnswerEndReason(enum.Enum):
     END_OF_ANSWER = "end_of_answer"  # the student or a teacher span ended the answer
     MAX_TOKENS = "max_tokens"  # the answer reached its token limit
     CONTEXT_FULL = "context_full"  # the student's context window is full
@@ -64,7 +64,7 @@ class AnswerStarted:
 
 @dataclass(frozen=True, slots=True)
 class AnswerFinished:
-    reason: FinishReason
+    reason: AnswerEndReason
 
 
 RelayEvent = AnswerStarted | TokensAppended | TeacherCall | AnswerFinished

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from edge_client.errors import TeacherError
+from edge_client.errors import TeacherCallError
 from edge_client.policies.base import Policy, Step
 from edge_client.relay.events import (
+    AnswerEndReason,
     AnswerFinished,
     AnswerStarted,
-    FinishReason,
     RelayEvent,
     Source,
     TeacherCall,
@@ -29,12 +29,12 @@ from edge_client.relay.events import (
 )
 from edge_client.relay.usage import Usage
 from edge_client.student.engine import StudentEngine
-from edge_client.teacher.client import SpanReply, SpanRequest, TeacherClient, TeacherInfo
+from edge_client.teacher.client import SpanQuery, SpanReply, TeacherClient, TeacherInfo
 from relay_common.chat import ChatMessage
 from relay_common.errors import ContextFullError
 from relay_common.sampling import Sampler, SamplingParams
 
-Events = Generator[RelayEvent, None, FinishReason | None]
+Events = Generator[RelayEvent, None, AnswerEndReason | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +93,7 @@ class RelaySession:
         if self.teacher is not None and self._teacher_info is None:
             try:
                 self._teacher_info = self.teacher.info()
-            except TeacherError:
+            except TeacherCallError:
                 return None
         return self.token_mode
 
@@ -103,14 +103,14 @@ class RelaySession:
         answer = _Answer(messages=messages, teacher_context=list(prompt))
         self.policy.start_answer()
         sampler = Sampler(self.options.sampling)
-        reason: FinishReason | None = None
+        reason: AnswerEndReason | None = None
         try:
             cached = self.student.sync(prompt)
             yield self._emit(answer, AnswerStarted(prompt_tokens=len(prompt) - cached))
             while reason is None:
                 reason = yield from self._step(answer, sampler)
         except ContextFullError:
-            reason = FinishReason.CONTEXT_FULL
+            reason = AnswerEndReason.CONTEXT_FULL
         for released in self.policy.flush():
             yield self._tokens(answer, Source.STUDENT, [released.token_id], released.text)
         yield self._emit(answer, AnswerFinished(reason=reason))
@@ -118,10 +118,10 @@ class RelaySession:
 
     def _step(self, answer: _Answer, sampler: Sampler) -> Events:
         if self.is_cancelled():
-            return FinishReason.CANCELLED
+            return AnswerEndReason.CANCELLED
         remaining = self.options.max_tokens - answer.generated
         if remaining <= 0:
-            return FinishReason.MAX_TOKENS
+            return AnswerEndReason.MAX_TOKENS
         since_call = (
             None if answer.last_call_end is None else answer.generated - answer.last_call_end
         )
@@ -147,7 +147,7 @@ class RelaySession:
         """The student writes one token (from `logits` when the caller already read them)."""
         token = sampler.sample(self.student.next_logits() if logits is None else logits)
         if self.student.is_end(token):
-            return FinishReason.END_OF_ANSWER
+            return AnswerEndReason.END_OF_ANSWER
         self.student.append([token])
         answer.generated += 1
         text = answer.decoder.decode(self.student.detokenize([token]))
@@ -162,7 +162,7 @@ class RelaySession:
         try:
             reply = self.teacher.generate_span(self._span_request(answer, span))
             token_ids = self._student_tokens_of(reply)[:span]
-        except TeacherError as exc:
+        except TeacherCallError as exc:
             yield self._emit(
                 answer,
                 TeacherCall(
@@ -193,7 +193,7 @@ class RelaySession:
             yield self._tokens(answer, Source.TEACHER, token_ids, text)
         answer.last_call_end = answer.generated
         if reply.ended_answer:
-            return FinishReason.END_OF_ANSWER
+            return AnswerEndReason.END_OF_ANSWER
         if not token_ids:  # an empty span must not stall the answer: the student goes on
             return (yield from self._student_token(answer, sampler, Source.STUDENT))
         return None
@@ -203,13 +203,13 @@ class RelaySession:
         answer.last_call_end = answer.generated + span
         for _ in range(span):
             if self.is_cancelled():
-                return FinishReason.CANCELLED
+                return AnswerEndReason.CANCELLED
             reason = yield from self._student_token(answer, sampler, Source.FALLBACK)
             if reason is not None:
                 return reason
         return None
 
-    def _span_request(self, answer: _Answer, span: int) -> SpanRequest:
+    def _span_request(self, answer: _Answer, span: int) -> SpanQuery:
         assert self.teacher is not None
         if self._teacher_info is None:
             self._teacher_info = self.teacher.info()
@@ -220,12 +220,12 @@ class RelaySession:
             "sampling": self.options.sampling,
         }
         if self.token_mode:
-            return SpanRequest(
+            return SpanQuery(
                 **common,
                 token_ids=tuple(answer.teacher_context),
                 tokenizer_fingerprint=self.student.fingerprint,
             )
-        return SpanRequest(
+        return SpanQuery(
             **common, messages=tuple(answer.messages), assistant_prefix=answer.visible_text
         )
 
@@ -234,7 +234,7 @@ class RelaySession:
             return self.student.tokenize(reply.text)
         invalid = [token for token in reply.token_ids if not 0 <= token < self.student.n_vocab]
         if invalid:
-            raise TeacherError(
+            raise TeacherCallError(
                 f"the teacher returned token ids outside the student's vocabulary: {invalid[:5]}"
             )
         return list(reply.token_ids)

@@ -3,7 +3,7 @@
     client.py       the TeacherClient Protocol and its records (what the relay loop uses)
     grpc_client.py  GrpcTeacherClient: deadlines, retries, error mapping, breaker state
     breaker.py      the circuit breaker (injected clock)
-    settings.py     TeacherSettings: deadlines, attempts, budget, back-off, breaker
+    settings.py     TeacherClientSettings: deadlines, attempts, budget, back-off, breaker
     wire.py         records to and from relay.v1 messages
     address.py      "HOST:PORT" checking
     local.py        start a relay-teacher process for the session

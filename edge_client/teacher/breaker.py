@@ -10,7 +10,7 @@ injected and the caller keeps its own control flow and exceptions.
         raise CircuitOpenError(...)          # no network touched
     try:
         reply = call()
-    except TeacherError:
+    except TeacherCallError:
         breaker.record_failure()
         raise
     breaker.record_success()

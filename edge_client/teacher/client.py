@@ -28,7 +28,7 @@ class TeacherInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class SpanRequest:
+class SpanQuery:
     """One span to ask for. Exactly one of `token_ids` (token mode) or `messages` (text mode)."""
 
     session_id: str
@@ -58,8 +58,8 @@ class SpanReply:
 class TeacherClient(Protocol):
     """A teacher the relay loop can call.
 
-        info = client.info()                     # raises TeacherError when unreachable
-        reply = client.generate_span(request)    # raises TeacherError subclasses
+        info = client.info()                     # raises TeacherCallError when unreachable
+        reply = client.generate_span(request)    # raises TeacherCallError subclasses
         client.state                             # TeacherState for the user
 
     `GrpcTeacherClient` is the production one; tests may pass any object with these members.
@@ -70,6 +70,6 @@ class TeacherClient(Protocol):
 
     def info(self) -> TeacherInfo: ...
 
-    def generate_span(self, request: SpanRequest) -> SpanReply: ...
+    def generate_span(self, request: SpanQuery) -> SpanReply: ...
 
     def close(self) -> None: ...

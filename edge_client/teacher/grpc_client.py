@@ -1,8 +1,8 @@
 """`TeacherClient` over a synchronous gRPC channel: deadlines, retries, circuit breaker.
 
-    client = GrpcTeacherClient("teacher.example.com:50051", settings=TeacherSettings())
+    client = GrpcTeacherClient("teacher.example.com:50051", settings=TeacherClientSettings())
     info = client.info()                      # cached after the first call
-    reply = client.generate_span(request)     # SpanReply, or a TeacherError subclass
+    reply = client.generate_span(request)     # SpanReply, or a TeacherCallError subclass
     client.state                              # TeacherState.ONLINE / DEGRADED / OFFLINE
     client.close()
 
@@ -32,14 +32,14 @@ from tenacity import (
 
 from edge_client.errors import (
     CircuitOpenError,
-    TeacherError,
+    TeacherCallError,
     TeacherRejectedError,
     TeacherUnavailableError,
 )
 from edge_client.teacher.address import parse_address
 from edge_client.teacher.breaker import BreakerState, CircuitBreaker
-from edge_client.teacher.client import SpanReply, SpanRequest, TeacherInfo, TeacherState
-from edge_client.teacher.settings import TeacherSettings
+from edge_client.teacher.client import SpanQuery, SpanReply, TeacherInfo, TeacherState
+from edge_client.teacher.settings import TeacherClientSettings
 from edge_client.teacher.wire import info_from_proto, span_request_to_proto
 from relay_proto import relay_pb2, relay_pb2_grpc
 
@@ -90,11 +90,11 @@ class GrpcTeacherClient:
         self,
         address: str,
         *,
-        settings: TeacherSettings | None = None,
+        settings: TeacherClientSettings | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.address = parse_address(address)
-        self.settings = settings or TeacherSettings()
+        self.settings = settings or TeacherClientSettings()
         self._channel = grpc.insecure_channel(self.address, options=_CHANNEL_OPTIONS)
         self._stub = relay_pb2_grpc.TeacherServiceStub(self._channel)
         self._breaker = CircuitBreaker(
@@ -120,7 +120,7 @@ class GrpcTeacherClient:
             self._info = info_from_proto(response)
         return self._info
 
-    def generate_span(self, request: SpanRequest) -> SpanReply:
+    def generate_span(self, request: SpanQuery) -> SpanReply:
         message = span_request_to_proto(request)
         response, outcome = self._call(self._stub.GenerateSpan, message)
         return SpanReply(
@@ -140,7 +140,7 @@ class GrpcTeacherClient:
         self, method: Callable[..., ResponseT], request: Message
     ) -> tuple[ResponseT, _Outcome]:
         """One call through the breaker, with retries; returns the response and what the call
-        cost (latency measured here, back-off included). A TeacherError carries the same."""
+        cost (latency measured here, back-off included). A TeacherCallError carries the same."""
         if not self._breaker.allow():
             self._last_call_clean = False
             raise CircuitOpenError(
@@ -174,7 +174,7 @@ class GrpcTeacherClient:
         )
         try:
             response = retrying(attempt)
-        except TeacherError as exc:
+        except TeacherCallError as exc:
             exc.retries = outcome.attempts - 1
             exc.latency_ms = (time.perf_counter() - started) * 1000
             exc.wire_bytes = outcome.wire_bytes
@@ -191,7 +191,7 @@ class GrpcTeacherClient:
         return response, outcome
 
 
-def _map_rpc_error(exc: grpc.RpcError, *, address: str) -> TeacherError:
+def _map_rpc_error(exc: grpc.RpcError, *, address: str) -> TeacherCallError:
     """The one place where gRPC status codes become the edge's errors."""
     code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
     details = (exc.details() if isinstance(exc, grpc.Call) else None) or "no details"

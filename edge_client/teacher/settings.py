@@ -1,9 +1,9 @@
 """How the edge calls its teacher: deadlines, retries, back-off and the circuit breaker.
 
-CLI flags and environment variables map onto `TeacherSettings`; the defaults suit a teacher in
+CLI flags and environment variables map onto `TeacherClientSettings`; the defaults suit a teacher in
 the cloud. Tests shrink every duration so that failures are quick.
 
-    settings = TeacherSettings(deadline_s=5.0, attempts=2)
+    settings = TeacherClientSettings(deadline_s=5.0, attempts=2)
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
-class TeacherSettings(BaseModel):
+class TeacherClientSettings(BaseModel):
     """Settings of one `GrpcTeacherClient`. Invalid values raise pydantic's ValidationError."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -43,7 +43,7 @@ class TeacherSettings(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _backoff_bounds_ordered(self) -> TeacherSettings:
+    def _backoff_bounds_ordered(self) -> TeacherClientSettings:
         if self.backoff_max_s < self.backoff_initial_s:
             raise ValueError(
                 f"backoff_max_s ({self.backoff_max_s}) must be at least "

@@ -9,7 +9,7 @@ Kept apart from the client so the mapping is tested without a channel.
 from __future__ import annotations
 
 from edge_client.errors import ConfigError
-from edge_client.teacher.client import SpanRequest, TeacherInfo
+from edge_client.teacher.client import SpanQuery, TeacherInfo
 from relay_common.chat import ChatMessage
 from relay_proto import relay_pb2
 
@@ -20,10 +20,10 @@ _ROLES = {
 }
 
 
-def span_request_to_proto(request: SpanRequest) -> relay_pb2.GenerateSpanRequest:
+def span_request_to_proto(request: SpanQuery) -> relay_pb2.GenerateSpanRequest:
     """Token mode when `request.token_ids` is set, text mode when `request.messages` is."""
     if (request.token_ids is None) == (request.messages is None):
-        raise ValueError("a SpanRequest needs exactly one of token_ids or messages")
+        raise ValueError("a SpanQuery needs exactly one of token_ids or messages")
     span = relay_pb2.SpanRequest(
         session_id=request.session_id,
         request_id=request.request_id,

@@ -9,7 +9,7 @@ import pytest
 
 from edge_client.student.llama_student import LlamaStudent
 from edge_client.teacher.local import start_local_teacher
-from edge_client.teacher.settings import TeacherSettings
+from edge_client.teacher.settings import TeacherClientSettings
 from relay_common.embedded import smollm2_path
 
 
@@ -37,10 +37,10 @@ def gemma_teacher() -> Iterator[str]:
 
 
 @pytest.fixture
-def fast_settings() -> TeacherSettings:
+def fast_settings() -> TeacherClientSettings:
     """Quick failures: tiny deadlines and back-off, a breaker with a long cool-down (tests move
     an injected clock past it instead of waiting)."""
-    return TeacherSettings(
+    return TeacherClientSettings(
         deadline_s=1.0,
         attempts=3,
         latency_budget_s=5.0,

@@ -11,9 +11,9 @@ from edge_client.errors import LedgerError
 from edge_client.ledger.migrations import MIGRATIONS
 from edge_client.ledger.store import Ledger, default_ledger_path
 from edge_client.relay.events import (
+    AnswerEndReason,
     AnswerFinished,
     AnswerStarted,
-    FinishReason,
     Source,
     TeacherCall,
     TokensAppended,
@@ -30,7 +30,7 @@ ANSWER = [
         requested=4, received=0, retries=2, latency_ms=40.0, wire_bytes=240, error="UNAVAILABLE"
     ),
     TokensAppended(Source.FALLBACK, (10, 11, 12, 13), "hijk"),
-    AnswerFinished(FinishReason.END_OF_ANSWER),
+    AnswerFinished(AnswerEndReason.END_OF_ANSWER),
 ]
 
 

@@ -8,9 +8,9 @@ import pytest
 
 from edge_client.policies.baselines import AlwaysPolicy, NeverPolicy
 from edge_client.relay.events import (
+    AnswerEndReason,
     AnswerFinished,
     AnswerStarted,
-    FinishReason,
     Source,
     TeacherCall,
     TokensAppended,
@@ -50,7 +50,7 @@ def test_max_tokens_ends_the_answer(student):
         student=student, teacher=None, policy=NeverPolicy(), options=RelayOptions(max_tokens=5)
     )
     events, _ = run(session)
-    assert events[-1] == AnswerFinished(FinishReason.MAX_TOKENS)
+    assert events[-1] == AnswerFinished(AnswerEndReason.MAX_TOKENS)
     assert session.usage.student_tokens == 5
 
 
@@ -71,7 +71,7 @@ def test_cancel_stops_between_tokens(student):
         if isinstance(event, TokensAppended):
             written.append(event)
         last = event
-    assert last == AnswerFinished(FinishReason.CANCELLED)
+    assert last == AnswerFinished(AnswerEndReason.CANCELLED)
     assert session.usage.student_tokens == 3
 
 
@@ -84,7 +84,7 @@ def test_a_full_context_ends_the_answer_cleanly():
         # About 240 prompt tokens: the context is full a few tokens into the answer.
         long_question = [ChatMessage("user", "one two three " * 66 + "Go on counting.")]
         events, _ = run(session, long_question)
-        assert events[-1] == AnswerFinished(FinishReason.CONTEXT_FULL)
+        assert events[-1] == AnswerFinished(AnswerEndReason.CONTEXT_FULL)
         assert session.usage.prompt_tokens + session.usage.student_tokens <= 256
     finally:
         small.close()

@@ -15,7 +15,7 @@ import grpc
 import pytest
 
 from edge_client.teacher.grpc_client import GrpcTeacherClient
-from edge_client.teacher.settings import TeacherSettings
+from edge_client.teacher.settings import TeacherClientSettings
 from relay_proto import relay_pb2, relay_pb2_grpc
 
 SPAN = relay_pb2.GenerateSpanResponse(
@@ -120,12 +120,12 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def make_client(fast_settings: TeacherSettings, clock: FakeClock) -> Iterator[MakeClient]:
+def make_client(fast_settings: TeacherClientSettings, clock: FakeClock) -> Iterator[MakeClient]:
     """Builds a GrpcTeacherClient on the fake clock with `fast_settings` plus overrides."""
     clients: list[GrpcTeacherClient] = []
 
     def make(address: str, **overrides: object) -> GrpcTeacherClient:
-        settings = TeacherSettings(**{**fast_settings.model_dump(), **overrides})
+        settings = TeacherClientSettings(**{**fast_settings.model_dump(), **overrides})
         client = GrpcTeacherClient(address, settings=settings, clock=clock)
         clients.append(client)
         return client

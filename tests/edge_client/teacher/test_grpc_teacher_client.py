@@ -14,7 +14,7 @@ from edge_client.errors import (
     TeacherRejectedError,
     TeacherUnavailableError,
 )
-from edge_client.teacher.client import SpanRequest, TeacherInfo, TeacherState
+from edge_client.teacher.client import SpanQuery, TeacherInfo, TeacherState
 from edge_client.teacher.grpc_client import GrpcTeacherClient
 from edge_client.teacher.wire import span_request_to_proto
 from relay_common.chat import ChatMessage
@@ -22,8 +22,8 @@ from relay_common.sampling import SamplingParams
 from relay_proto import relay_pb2
 
 
-def text_request(request_id: str = "r1") -> SpanRequest:
-    return SpanRequest(
+def text_request(request_id: str = "r1") -> SpanQuery:
+    return SpanQuery(
         session_id="s1",
         request_id=request_id,
         max_tokens=8,
@@ -36,7 +36,7 @@ def text_request(request_id: str = "r1") -> SpanRequest:
     )
 
 
-def request_bytes(request: SpanRequest) -> int:
+def request_bytes(request: SpanQuery) -> int:
     return span_request_to_proto(request).ByteSize()
 
 
@@ -81,7 +81,7 @@ def test_text_mode_span_round_trip(teacher, address, make_client) -> None:
 
 def test_token_mode_sends_ids_fingerprint_and_sampling(teacher, address, make_client) -> None:
     client = make_client(address)
-    request = SpanRequest(
+    request = SpanQuery(
         session_id="s1",
         request_id="r2",
         max_tokens=4,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from edge_client.errors import ConfigError, EdgeError
-from edge_client.teacher.client import SpanRequest, TeacherState
+from edge_client.teacher.client import SpanQuery, TeacherState
 from edge_client.teacher.grpc_client import GrpcTeacherClient
 from edge_client.teacher.local import find_teacher_executable, start_local_teacher
 from relay_common.chat import ChatMessage
@@ -33,7 +33,7 @@ def test_real_teacher_serves_info_and_a_text_span_then_stops() -> None:
         try:
             info = client.info()
             reply = client.generate_span(
-                SpanRequest(
+                SpanQuery(
                     session_id="local-test",
                     request_id="r1",
                     max_tokens=4,

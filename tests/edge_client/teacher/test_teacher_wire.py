@@ -1,4 +1,4 @@
-"""SpanRequest → relay.v1 message, and TeacherSettings' checks."""
+"""SpanQuery → relay.v1 message, and TeacherClientSettings' checks."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ import pydantic
 import pytest
 
 from edge_client.errors import ConfigError
-from edge_client.teacher.client import SpanRequest
-from edge_client.teacher.settings import TeacherSettings
+from edge_client.teacher.client import SpanQuery
+from edge_client.teacher.settings import TeacherClientSettings
 from edge_client.teacher.wire import span_request_to_proto
 from relay_common.chat import ChatMessage
 from relay_common.sampling import SamplingParams
 
 
-def span(**context: object) -> SpanRequest:
-    return SpanRequest(
+def span(**context: object) -> SpanQuery:
+    return SpanQuery(
         session_id="s", request_id="r", max_tokens=4, sampling=SamplingParams(), **context
     )
 
@@ -37,7 +37,7 @@ def test_exactly_one_context_form(context) -> None:
 def test_seed_is_sent_only_when_set() -> None:
     sampled = SamplingParams(temperature=0.5)
     message = span_request_to_proto(
-        SpanRequest(session_id="s", request_id="r", max_tokens=4, sampling=sampled, token_ids=[1])
+        SpanQuery(session_id="s", request_id="r", max_tokens=4, sampling=sampled, token_ids=[1])
     )
     assert message.span.HasField("sampling")
     assert not message.span.sampling.HasField("seed")
@@ -45,12 +45,12 @@ def test_seed_is_sent_only_when_set() -> None:
 
 def test_settings_reject_backoff_bounds_out_of_order() -> None:
     with pytest.raises(pydantic.ValidationError, match="backoff_max_s"):
-        TeacherSettings(backoff_initial_s=3.0, backoff_max_s=1.0)
+        TeacherClientSettings(backoff_initial_s=3.0, backoff_max_s=1.0)
 
 
 def test_settings_are_frozen_with_bounds() -> None:
-    settings = TeacherSettings()
+    settings = TeacherClientSettings()
     with pytest.raises(pydantic.ValidationError):
         settings.attempts = 5  # type: ignore[misc]
     with pytest.raises(pydantic.ValidationError, match="attempts"):
-        TeacherSettings(attempts=0)
+        TeacherClientSettings(attempts=0)
