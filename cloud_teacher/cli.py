@@ -59,9 +59,24 @@ def serve(
         int | None, typer.Option(help=_help("max_context_tokens"))
     ] = None,
     max_pending: Annotated[int | None, typer.Option(help=_help("max_pending"))] = None,
-    remembered_requests: Annotated[
-        int | None, typer.Option(help=_help("remembered_requests"))
+    replay_per_session: Annotated[
+        int | None, typer.Option(help=_help("replay_per_session"))
     ] = None,
+    replay_seconds: Annotated[float | None, typer.Option(help=_help("replay_seconds"))] = None,
+    replay_max_bytes: Annotated[int | None, typer.Option(help=_help("replay_max_bytes"))] = None,
+    chat_template: Annotated[Path | None, typer.Option(help=_help("chat_template"))] = None,
+    api_key_file: Annotated[Path | None, typer.Option(help=_help("api_key_file"))] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help=_help("tls_cert"))] = None,
+    tls_key: Annotated[Path | None, typer.Option(help=_help("tls_key"))] = None,
+    tls_client_ca: Annotated[Path | None, typer.Option(help=_help("tls_client_ca"))] = None,
+    allow_insecure: Annotated[
+        bool | None, typer.Option("--allow-insecure", help=_help("allow_insecure"))
+    ] = None,
+    max_message_bytes: Annotated[int | None, typer.Option(help=_help("max_message_bytes"))] = None,
+    key_tokens_per_minute: Annotated[
+        int | None, typer.Option(help=_help("key_tokens_per_minute"))
+    ] = None,
+    max_calls_per_key: Annotated[int | None, typer.Option(help=_help("max_calls_per_key"))] = None,
     max_sessions: Annotated[int | None, typer.Option(help=_help("max_sessions"))] = None,
     grace_seconds: Annotated[float | None, typer.Option(help=_help("grace_seconds"))] = None,
     log_level: Annotated[str | None, typer.Option(help=_help("log_level"))] = None,
@@ -80,7 +95,18 @@ def serve(
         "max_span_tokens": max_span_tokens,
         "max_context_tokens": max_context_tokens,
         "max_pending": max_pending,
-        "remembered_requests": remembered_requests,
+        "replay_per_session": replay_per_session,
+        "replay_seconds": replay_seconds,
+        "replay_max_bytes": replay_max_bytes,
+        "chat_template": chat_template,
+        "api_key_file": api_key_file,
+        "tls_cert": tls_cert,
+        "tls_key": tls_key,
+        "tls_client_ca": tls_client_ca,
+        "allow_insecure": allow_insecure,
+        "max_message_bytes": max_message_bytes,
+        "key_tokens_per_minute": key_tokens_per_minute,
+        "max_calls_per_key": max_calls_per_key,
         "max_sessions": max_sessions,
         "grace_seconds": grace_seconds,
         "log_level": log_level,

@@ -7,8 +7,11 @@ once, where they arise, and chained `from exc`; `interceptors.py` maps them to g
     ├── InvalidRequestError              bad input; never retried         → INVALID_ARGUMENT
     │   ├── TokenizerMismatchError       token mode with another tokenizer
     │   └── ContextTooLongError          context over max_context_tokens
-    ├── SessionNotFoundError             no usage for that session         → NOT_FOUND
+    ├── UnauthenticatedError             no valid API key                  → UNAUTHENTICATED
+    ├── SessionNotFoundError             no usage for that session (of this key) → NOT_FOUND
     ├── OverloadedError                  too many spans waiting            → RESOURCE_EXHAUSTED
+    │   └── QuotaExceededError           the key's tokens per minute are spent; carries when to
+    │                                    retry (google.rpc.RetryInfo)      → RESOURCE_EXHAUSTED
     └── EngineDeadError                  the engine failed; health is NOT_SERVING → UNAVAILABLE
 """
 
@@ -39,6 +42,10 @@ class ContextTooLongError(InvalidRequestError):
     """The context (after rendering, in text mode) exceeds `max_context_tokens`."""
 
 
+class UnauthenticatedError(TeacherError):
+    """The call carries no API key, or one the teacher does not know."""
+
+
 class SessionNotFoundError(TeacherError):
     """The teacher holds no usage for the session."""
 
@@ -49,3 +56,11 @@ class OverloadedError(TeacherError):
 
 class EngineDeadError(TeacherError):
     """The engine failed and cannot serve any more spans; restart the teacher."""
+
+
+class QuotaExceededError(OverloadedError):
+    """The caller's key used its teacher tokens for the current minute; retry after a delay."""
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

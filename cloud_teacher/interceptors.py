@@ -1,4 +1,14 @@
-"""Server interceptors. The one place domain errors become gRPC status codes."""
+"""Server interceptors for relay.v1 calls (health and reflection pass untouched):
+
+- `ErrorStatusInterceptor`: the one place domain errors become gRPC status codes (and a
+  quota refusal gets its `google.rpc.RetryInfo`);
+- `CallerInterceptor`: who is calling (API key), and the per-caller limits.
+
+    grpc.aio.server(interceptors=[ErrorStatusInterceptor(), CallerInterceptor(keys, limits)])
+
+The first interceptor wraps the second, so errors raised by the caller checks get their status
+code too.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +17,22 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 from cloud_teacher.errors import (
     EngineDeadError,
     InvalidRequestError,
     OverloadedError,
+    QuotaExceededError,
     SessionNotFoundError,
     TeacherError,
+    UnauthenticatedError,
 )
+from cloud_teacher.keys import ANONYMOUS, Caller, KeyRing, current_caller
+from cloud_teacher.quota import CallerLimits
+from relay_proto import relay_pb2
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +41,7 @@ _SERVICE_PREFIX = "/relay.v1."
 # First match wins; a TeacherError not listed is our bug, hence INTERNAL.
 STATUS_BY_ERROR: tuple[tuple[type[TeacherError], grpc.StatusCode], ...] = (
     (InvalidRequestError, grpc.StatusCode.INVALID_ARGUMENT),
+    (UnauthenticatedError, grpc.StatusCode.UNAUTHENTICATED),
     (SessionNotFoundError, grpc.StatusCode.NOT_FOUND),
     (OverloadedError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (EngineDeadError, grpc.StatusCode.UNAVAILABLE),
@@ -31,9 +50,13 @@ STATUS_BY_ERROR: tuple[tuple[type[TeacherError], grpc.StatusCode], ...] = (
 # The client's mistakes are routine; overload is worth a look; the rest needs someone.
 _LOG_LEVELS = {
     grpc.StatusCode.INVALID_ARGUMENT: logging.INFO,
+    grpc.StatusCode.UNAUTHENTICATED: logging.INFO,
     grpc.StatusCode.NOT_FOUND: logging.INFO,
     grpc.StatusCode.RESOURCE_EXHAUSTED: logging.WARNING,
 }
+
+Unary = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+Stream = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
 
 
 def status_for(error: TeacherError) -> grpc.StatusCode:
@@ -43,8 +66,8 @@ def status_for(error: TeacherError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
-class ErrorStatusInterceptor(grpc.aio.ServerInterceptor):
-    """Aborts relay.v1 calls that raise `TeacherError` with its status code and message."""
+class _RelayInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps the behaviour of relay.v1 methods with `wrap_unary` / `wrap_stream`."""
 
     async def intercept_service(
         self,
@@ -56,41 +79,123 @@ class ErrorStatusInterceptor(grpc.aio.ServerInterceptor):
             return handler
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                _unary(handler.unary_unary),
+                self.wrap_unary(handler.unary_unary, handler_call_details),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                _stream(handler.unary_stream),
+                self.wrap_stream(handler.unary_stream, handler_call_details),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         return handler
 
+    def wrap_unary(self, behavior: Unary, details: grpc.HandlerCallDetails) -> Unary:
+        raise NotImplementedError
 
-def _unary(behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        try:
-            return await behavior(request, context)
-        except TeacherError as exc:
-            await _abort(context, exc)
-
-    return unary
+    def wrap_stream(self, behavior: Stream, details: grpc.HandlerCallDetails) -> Stream:
+        raise NotImplementedError
 
 
-def _stream(behavior: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
-    async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        try:
-            async for response in behavior(request, context):
-                yield response
-        except TeacherError as exc:
-            await _abort(context, exc)
+class ErrorStatusInterceptor(_RelayInterceptor):
+    """Aborts relay.v1 calls that raise `TeacherError` with its status code and message."""
 
-    return stream
+    def wrap_unary(self, behavior: Unary, details: grpc.HandlerCallDetails) -> Unary:
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                return await behavior(request, context)
+            except TeacherError as exc:
+                await _abort(context, exc)
+
+        return unary
+
+    def wrap_stream(self, behavior: Stream, details: grpc.HandlerCallDetails) -> Stream:
+        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            try:
+                async for response in behavior(request, context):
+                    yield response
+            except TeacherError as exc:
+                await _abort(context, exc)
+
+        return stream
 
 
 async def _abort(context: grpc.aio.ServicerContext, error: TeacherError) -> None:
     code = status_for(error)
+    # Messages name what is wrong, never a prompt or an answer.
     log.log(_LOG_LEVELS.get(code, logging.ERROR), "%s: %s", code.name, error)
+    if isinstance(error, QuotaExceededError):
+        status = rpc_status.to_status(_with_retry_info(code, str(error), error.retry_after_s))
+        await context.abort(status.code, status.details, status.trailing_metadata)
     await context.abort(code, str(error))
+
+
+def _with_retry_info(code: grpc.StatusCode, message: str, delay_s: float) -> status_pb2.Status:
+    """A google.rpc.Status carrying RetryInfo: the standard detail clients honour."""
+    delay = duration_pb2.Duration()
+    delay.FromNanoseconds(int(delay_s * 1e9))
+    detail = any_pb2.Any()
+    detail.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+    return status_pb2.Status(code=code.value[0], message=message, details=[detail])
+
+
+class CallerInterceptor(_RelayInterceptor):
+    """Finds the caller from `authorization: Bearer <key>` (when the teacher has keys), makes
+    it `current_caller` for the call, and holds the call to the caller's limits."""
+
+    def __init__(self, keys: KeyRing | None, limits: CallerLimits) -> None:
+        self._keys = keys
+        self._limits = limits
+
+    def wrap_unary(self, behavior: Unary, details: grpc.HandlerCallDetails) -> Unary:
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            caller = self._identify(details)
+            current_caller.set(caller)
+            with self._limits.admit(caller):
+                response = await behavior(request, context)
+                self._limits.charge(caller, _generated_tokens(response))
+                return response
+
+        return unary
+
+    def wrap_stream(self, behavior: Stream, details: grpc.HandlerCallDetails) -> Stream:
+        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            caller = self._identify(details)
+            current_caller.set(caller)
+            with self._limits.admit(caller):
+                async for response in behavior(request, context):
+                    self._limits.charge(caller, _generated_tokens(response))
+                    yield response
+
+        return stream
+
+    def _identify(self, details: grpc.HandlerCallDetails) -> Caller:
+        if self._keys is None:
+            return ANONYMOUS
+        values = [
+            value
+            for key, value in details.invocation_metadata or ()
+            if key == "authorization" and isinstance(value, str)
+        ]
+        if not values:
+            raise UnauthenticatedError(
+                "this teacher needs an API key: send the metadata 'authorization: Bearer <key>' "
+                "(relay-edge: --api-key-file or RELAY_API_KEY)"
+            )
+        scheme, _, key = values[0].partition(" ")
+        caller = self._keys.authenticate(key.strip()) if scheme.lower() == "bearer" else None
+        if caller is None:
+            raise UnauthenticatedError(
+                "the API key is not valid (expected 'authorization: Bearer <key>' with a key "
+                "this teacher knows); check the key or ask the operator for one"
+            )
+        return caller
+
+
+def _generated_tokens(response: Any) -> int:
+    """Tokens a span response newly generated (replays are free); 0 for other responses."""
+    usage = getattr(response, "usage", None)
+    if not isinstance(usage, relay_pb2.SpanUsage) or usage.replayed:
+        return 0
+    return usage.generated_tokens

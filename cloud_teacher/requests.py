@@ -56,15 +56,21 @@ class SpanRequest:
 
 
 def parse_span_request(
-    span: relay_pb2.SpanRequest, *, limits: Limits, vocab_size: int, fingerprint: str
+    span: relay_pb2.SpanRequest,
+    *,
+    limits: Limits,
+    vocab_size: int,
+    fingerprint: str,
+    tenant: str = "",
 ) -> SpanRequest:
-    """The validated request; raises `InvalidRequestError` saying what to change."""
+    """The validated request of `tenant`; raises `InvalidRequestError` saying what to change."""
     return SpanRequest(
         session_id=check_id("session_id", span.session_id),
         request_id=check_id("request_id", span.request_id),
         context=_parse_context(span, limits=limits, vocab_size=vocab_size, fingerprint=fingerprint),
         max_tokens=_parse_max_tokens(span.max_tokens, limits),
         sampling=_parse_sampling(span.sampling if span.HasField("sampling") else None),
+        tenant=tenant,
     )
 
 

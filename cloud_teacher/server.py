@@ -4,13 +4,14 @@
     await server.start()                             # health: SERVING
     await server.stop(grace=10)                      # NOT_SERVING, drain, stop
 
-`serve(settings)` is the whole life of `relay-teacher serve`.
+`serve(settings)` is the whole life of `relay-teacher serve`; SIGHUP re-reads the API keys.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import signal
@@ -24,9 +25,11 @@ from grpc_reflection.v1alpha import reflection
 from cloud_teacher.engines.base import Engine
 from cloud_teacher.engines.registry import create_engine
 from cloud_teacher.errors import ConfigError
-from cloud_teacher.interceptors import ErrorStatusInterceptor
+from cloud_teacher.interceptors import CallerInterceptor, ErrorStatusInterceptor
+from cloud_teacher.keys import KeyRing
+from cloud_teacher.quota import CallerLimits
 from cloud_teacher.service import TeacherServicer
-from cloud_teacher.sessions import SessionBook
+from cloud_teacher.sessions import ReplayWindow, SessionBook
 from cloud_teacher.settings import TeacherSettings
 from cloud_teacher.teacher import Teacher
 from relay_proto import relay_pb2, relay_pb2_grpc
@@ -63,15 +66,27 @@ class TeacherServer:
         await self._server.stop(grace)
 
 
-def create_server(settings: TeacherSettings, engine: Engine) -> tuple[TeacherServer, int]:
+def create_server(
+    settings: TeacherSettings, engine: Engine, *, keys: KeyRing | None = None
+) -> tuple[TeacherServer, int]:
     """A server for `engine`, bound to `settings.host`:`settings.port` (0: a free port).
 
-    Returns it with the port it bound; `ConfigError` when the address cannot be used.
+    `keys` are the accepted API keys (default: read from `settings.api_key_file`, if set).
+    Returns it with the port it bound; `ConfigError` when the address or a file cannot be used.
     """
+    if keys is None and settings.api_key_file is not None:
+        keys = KeyRing.from_file(settings.api_key_file)
+    credentials = _server_credentials(settings)
+    limits = CallerLimits(
+        tokens_per_minute=settings.key_tokens_per_minute, max_calls=settings.max_calls_per_key
+    )
     server = grpc.aio.server(
-        interceptors=[ErrorStatusInterceptor()],
-        # Without this a second teacher on the same port binds too and shares its calls.
-        options=[("grpc.so_reuseport", 0)],
+        interceptors=[ErrorStatusInterceptor(), CallerInterceptor(keys, limits)],
+        options=[
+            # Without this a second teacher on the same port binds too and shares its calls.
+            ("grpc.so_reuseport", 0),
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ],
     )
     health_servicer = health.aio.HealthServicer()
     teacher_server = TeacherServer(server, health_servicer)
@@ -84,25 +99,80 @@ def create_server(settings: TeacherSettings, engine: Engine) -> tuple[TeacherSer
         engine,
         limits=settings.limits,
         book=SessionBook(
-            max_remembered=settings.remembered_requests, max_sessions=settings.max_sessions
+            ReplayWindow(
+                per_session=settings.replay_per_session,
+                seconds=settings.replay_seconds,
+                max_bytes=settings.replay_max_bytes,
+            ),
+            max_sessions=settings.max_sessions,
         ),
         max_pending=settings.max_pending,
         on_engine_dead=engine_died,
     )
-    relay_pb2_grpc.add_TeacherServiceServicer_to_server(TeacherServicer(teacher), server)
+    published = relay_pb2.Limits(
+        max_span_tokens=settings.limits.max_span_tokens,
+        max_context_tokens=settings.limits.max_context_tokens,
+        max_message_bytes=settings.max_message_bytes,
+        max_calls_per_key=settings.max_calls_per_key or 0,
+        key_tokens_per_minute=settings.key_tokens_per_minute or 0,
+    )
+    relay_pb2_grpc.add_TeacherServiceServicer_to_server(
+        TeacherServicer(teacher, limits=published), server
+    )
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     address = format_address(settings.host, settings.port)
     try:
-        port = server.add_insecure_port(address)
+        if credentials is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, credentials)
     except RuntimeError as exc:  # grpc raises on a failed bind
         raise ConfigError(
             f"cannot listen on {address} (in use, or not an address of this machine); "
             "choose another --port or --host, or stop the process using it"
         ) from exc
     return teacher_server, port
+
+
+def _server_credentials(settings: TeacherSettings) -> grpc.ServerCredentials | None:
+    """TLS (mutual with --tls-client-ca) from the settings' PEM files; None for plaintext,
+    which only a loopback address gets unless --allow-insecure says otherwise."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        if not (is_loopback(settings.host) or settings.allow_insecure):
+            raise ConfigError(
+                f"refusing to serve plaintext on {settings.host}, which is not a loopback "
+                "address: API keys and prompts would cross the network in the clear; give "
+                "--tls-cert and --tls-key, or --allow-insecure (e.g. behind a TLS proxy)"
+            )
+        return None
+    client_ca = _read_pem(settings.tls_client_ca) if settings.tls_client_ca else None
+    return grpc.ssl_server_credentials(
+        [(_read_pem(settings.tls_key), _read_pem(settings.tls_cert))],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
+
+
+def _read_pem(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}; check the TLS file") from exc
+    if b"-----BEGIN " not in data:
+        raise ConfigError(f"{path} is not a PEM file; give a PEM certificate or key")
+    return data
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
 
 
 def format_address(host: str, port: int) -> str:
@@ -115,10 +185,15 @@ async def serve(settings: TeacherSettings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    # Read before the model loads: a bad key or TLS file should not cost a start-up.
+    _server_credentials(settings)
+    keys = KeyRing.from_file(settings.api_key_file) if settings.api_key_file else None
+    if keys is not None:
+        loop.add_signal_handler(signal.SIGHUP, keys.reload)
     # In a thread, so a signal during a long model load is still noticed.
     engine = await asyncio.to_thread(create_engine, settings)
     try:
-        server, port = create_server(settings, engine)
+        server, port = create_server(settings, engine, keys=keys)
         await server.start()
         address = format_address(settings.host, port)
         log.info("serving relay.v1 on %s", address)

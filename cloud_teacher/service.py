@@ -1,6 +1,7 @@
 """The relay.v1 TeacherService: converts between the wire and the domain, nothing more.
 
-Domain errors propagate as `TeacherError`; `interceptors.py` turns them into status codes.
+Domain errors propagate as `TeacherError`; `interceptors.py` turns them into status codes and
+sets `current_caller`, whose tenant scopes every request.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
+from cloud_teacher.keys import current_caller
 from cloud_teacher.requests import SpanRequest, check_id, parse_span_request
 from cloud_teacher.sessions import SessionUsage
 from cloud_teacher.spans import FinishReason, Piece, SpanUsage
@@ -22,22 +24,23 @@ _FINISH_REASONS = {
 
 
 class TeacherServicer(relay_pb2_grpc.TeacherServiceServicer):
-    def __init__(self, teacher: Teacher) -> None:
+    def __init__(self, teacher: Teacher, *, limits: relay_pb2.Limits) -> None:
         self._teacher = teacher
+        self._limits = limits  # as published: the request limits and the per-key ones
 
     async def GetInfo(
         self, request: relay_pb2.GetInfoRequest, context: grpc.aio.ServicerContext
     ) -> relay_pb2.GetInfoResponse:
-        info, limits = self._teacher.info, self._teacher.limits
+        info, window = self._teacher.info, self._teacher.replay_window
         return relay_pb2.GetInfoResponse(
             model_name=info.model_name,
             tokenizer_fingerprint=info.tokenizer_fingerprint,
             vocab_size=info.vocab_size,
-            limits=relay_pb2.Limits(
-                max_span_tokens=limits.max_span_tokens,
-                max_context_tokens=limits.max_context_tokens,
-            ),
+            limits=self._limits,
             engine=info.engine,
+            replay_window=relay_pb2.ReplayWindow(
+                requests_per_session=window.per_session, seconds=window.seconds
+            ),
         )
 
     async def GenerateSpan(
@@ -61,8 +64,24 @@ class TeacherServicer(relay_pb2_grpc.TeacherServiceServicer):
     async def GetSessionUsage(
         self, request: relay_pb2.GetSessionUsageRequest, context: grpc.aio.ServicerContext
     ) -> relay_pb2.GetSessionUsageResponse:
-        usage = self._teacher.session_usage(check_id("session_id", request.session_id))
+        session_id = check_id("session_id", request.session_id)
+        usage = self._teacher.session_usage(current_caller.get().tenant, session_id)
         return relay_pb2.GetSessionUsageResponse(usage=_session_usage(usage))
+
+    async def GetKeyUsage(
+        self, request: relay_pb2.GetKeyUsageRequest, context: grpc.aio.ServicerContext
+    ) -> relay_pb2.GetKeyUsageResponse:
+        caller = current_caller.get()
+        totals = self._teacher.tenant_usage(caller.tenant)
+        return relay_pb2.GetKeyUsageResponse(
+            usage=relay_pb2.KeyUsage(
+                key_name=caller.name,
+                spans=totals.spans,
+                prompt_tokens=totals.prompt_tokens,
+                cached_prompt_tokens=totals.cached_prompt_tokens,
+                generated_tokens=totals.generated_tokens,
+            )
+        )
 
     def _parse(self, span: relay_pb2.SpanRequest) -> SpanRequest:
         info = self._teacher.info
@@ -71,6 +90,7 @@ class TeacherServicer(relay_pb2_grpc.TeacherServiceServicer):
             limits=self._teacher.limits,
             vocab_size=info.vocab_size,
             fingerprint=info.tokenizer_fingerprint,
+            tenant=current_caller.get().tenant,
         )
 
 

@@ -72,17 +72,72 @@ class TeacherSettings(FileSettings):
         description="Span requests admitted at once (running or queued); "
         "more are refused with RESOURCE_EXHAUSTED.",
     )
-    remembered_requests: int = Field(
-        10_000,
+    replay_per_session: int = Field(
+        64,
         ge=1,
-        le=10_000_000,
-        description="Answered request ids kept for idempotent retries (least recent dropped).",
+        le=100_000,
+        description="Answered requests per session kept for idempotent retries (the last ones).",
+    )
+    replay_seconds: float = Field(
+        600.0,
+        gt=0,
+        le=86_400,
+        description="How long an answered request is kept for idempotent retries, in seconds.",
+    )
+    replay_max_bytes: int = Field(
+        64 << 20,
+        ge=1 << 16,
+        description="Memory for remembered answers in all, in bytes; past it the oldest go "
+        "before their time.",
     )
     max_sessions: int = Field(
         100_000,
         ge=1,
         le=10_000_000,
         description="Sessions whose usage is kept (least recent dropped).",
+    )
+    chat_template: Path | None = Field(
+        None,
+        description="Jinja chat template file used instead of the one in the GGUF "
+        "(for models whose embedded template is missing or broken).",
+    )
+    api_key_file: Path | None = Field(
+        None,
+        description="File of accepted API keys, one per line (NAME:KEY or KEY, # comments), "
+        "re-read on SIGHUP; calls then need 'authorization: Bearer <key>'. "
+        "Default: no keys, every caller is one tenant.",
+    )
+    tls_cert: Path | None = Field(None, description="TLS certificate chain (PEM) to serve with.")
+    tls_key: Path | None = Field(None, description="Private key (PEM) of --tls-cert.")
+    tls_client_ca: Path | None = Field(
+        None,
+        description="CA bundle (PEM) that client certificates must chain to: mutual TLS; "
+        "clients without such a certificate are refused.",
+    )
+    allow_insecure: bool = Field(
+        False,
+        description="Serve plaintext on a non-loopback address (e.g. behind a TLS-terminating "
+        "proxy); without it the teacher refuses to.",
+    )
+    max_message_bytes: int = Field(
+        4 << 20,
+        ge=1 << 10,
+        le=1 << 30,
+        description="Largest request message accepted, in bytes; larger ones get "
+        "RESOURCE_EXHAUSTED.",
+    )
+    key_tokens_per_minute: int | None = Field(
+        None,
+        ge=1,
+        description="Teacher tokens one API key may have generated in any 60 s; past it, "
+        "RESOURCE_EXHAUSTED with a RetryInfo delay. Default: no quota.",
+    )
+    max_calls_per_key: int | None = Field(
+        32,
+        ge=1,
+        le=100_000,
+        description="Calls in progress at once per API key (all callers, without keys); "
+        "more get RESOURCE_EXHAUSTED.",
     )
     grace_seconds: float = Field(
         10.0,
@@ -109,6 +164,22 @@ class TeacherSettings(FileSettings):
             raise ValueError(f"folder {path.parent} does not exist; create it or choose another")
         return path
 
+    @field_validator("chat_template", "api_key_file", "tls_cert", "tls_key", "tls_client_ca")
+    @classmethod
+    def _file_exists(cls, path: Path | None) -> Path | None:
+        # Checked now: found only after the model loaded, it would cost a start-up.
+        if path is not None and not path.is_file():
+            raise ValueError(f"file {path} does not exist; give the path of an existing file")
+        return path
+
+    @model_validator(mode="after")
+    def _tls_cert_with_key(self) -> TeacherSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("--tls-cert and --tls-key go together; give both or neither")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key")
+        return self
+
     @model_validator(mode="after")
     def _fit_context_window(self) -> TeacherSettings:
         if self.max_span_tokens >= self.n_ctx:
@@ -125,6 +196,18 @@ class TeacherSettings(FileSettings):
                 "raise n_ctx or lower the limits"
             )
         return self
+
+    def read_chat_template(self) -> str | None:
+        """The --chat-template file's text, if one is set; `ConfigError` if unreadable."""
+        if self.chat_template is None:
+            return None
+        try:
+            return self.chat_template.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"cannot read the chat template {self.chat_template}: {exc}; "
+                "give a readable UTF-8 Jinja file"
+            ) from exc
 
     @property
     def limits(self) -> Limits:

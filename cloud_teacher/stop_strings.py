@@ -5,6 +5,11 @@ tend to go on writing the next turn ("\\nUser: ...") instead of ending the answe
 markers are their end of answer. Tokens that may be the start of a stop string are held back
 until that is settled.
 
+When a stop string is reached, all text before it is released, none of it after: a token whose
+text straddles the stop's start (".\n" before "Question:") is released with its text cut
+there ("."), under its own id. Its id stays because the token was generated (and is counted);
+in text mode, the only mode with stop strings, the text is what the client uses.
+
     scanner = StopScanner(stops, primed_with=assistant_prefix)
     released, stopped = scanner.feed(token_id, text)   # tokens safe to emit; stop reached?
     released = scanner.flush()                        # at the end of the span
@@ -28,9 +33,9 @@ class StopScanner:
         string was reached (its tokens, and any after it, are then dropped)."""
         self._held.append((token_id, text))
         window = self._before + "".join(held_text for _, held_text in self._held)
-        if any(stop in window for stop in self._stops):
-            self._held.clear()
-            return [], True
+        starts = [window.find(stop) for stop in self._stops if stop in window]
+        if starts:
+            return self._release_before(min(starts)), True
         keep_from = self._earliest_partial_stop(window)
         released: list[tuple[int, str]] = []
         offset = len(self._before)
@@ -42,6 +47,18 @@ class StopScanner:
         longest = max(len(stop) for stop in self._stops)
         self._before = written[-longest:]
         return released, False
+
+    def _release_before(self, stop_at: int) -> list[tuple[int, str]]:
+        """The held tokens' text before index `stop_at` of the window; the rest is dropped."""
+        released: list[tuple[int, str]] = []
+        offset = len(self._before)
+        for token_id, text in self._held:
+            if offset >= stop_at:
+                break
+            released.append((token_id, text[: stop_at - offset]))
+            offset += len(text)
+        self._held.clear()
+        return released
 
     def flush(self) -> list[tuple[int, str]]:
         """Releases what is still held when the span ends without a stop."""

@@ -18,7 +18,7 @@ from typing import cast
 from cloud_teacher.engines.base import Engine, EngineInfo
 from cloud_teacher.errors import EngineDeadError, OverloadedError
 from cloud_teacher.requests import Limits, SpanRequest
-from cloud_teacher.sessions import SessionBook, SessionUsage
+from cloud_teacher.sessions import ReplayWindow, SessionBook, SessionUsage, UsageTotals
 from cloud_teacher.spans import Piece, Span, SpanEnd, SpanUsage
 
 
@@ -57,8 +57,15 @@ class Teacher:
     def info(self) -> EngineInfo:
         return self.engine.info
 
-    def session_usage(self, session_id: str) -> SessionUsage:
-        return self._book.usage(session_id)
+    @property
+    def replay_window(self) -> ReplayWindow:
+        return self._book.window
+
+    def session_usage(self, tenant: str, session_id: str) -> SessionUsage:
+        return self._book.usage(tenant, session_id)
+
+    def tenant_usage(self, tenant: str) -> UsageTotals:
+        return self._book.tenant_totals(tenant)
 
     async def generate_span(self, request: SpanRequest) -> SpanDone:
         async for event in self.stream_span(request):
@@ -67,11 +74,11 @@ class Teacher:
 
     async def stream_span(self, request: SpanRequest) -> AsyncIterator[Piece | SpanDone]:
         """Pieces as the engine writes them, then `SpanDone`; a replay is one piece."""
-        session_id, request_id = request.session_id, request.request_id
         replay = await self._book.claim(request)
         if replay is not None:
             yield Piece(token_ids=replay.token_ids, text=replay.text)
-            yield SpanDone(span=replay, session=self._book.totals(session_id), tail_text="")
+            totals = self._book.totals(request.tenant, request.session_id)
+            yield SpanDone(span=replay, session=totals, tail_text="")
             return
         try:
             token_ids: list[int] = []
@@ -90,7 +97,7 @@ class Teacher:
             session = self._book.complete(request, span)
             yield SpanDone(span=span, session=session, tail_text=end.tail_text)
         finally:
-            self._book.release(session_id, request_id)
+            self._book.release(request)
 
     async def _generate(self, request: SpanRequest) -> AsyncIterator[Piece | SpanEnd]:
         if self._pending >= self._max_pending:

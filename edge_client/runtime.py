@@ -22,7 +22,7 @@ from edge_client.policies.registry import build_policy
 from edge_client.relay.events import RelayEvent
 from edge_client.relay.loop import RelayOptions, RelaySession
 from edge_client.relay.usage import Usage
-from edge_client.settings import LOCAL_TEACHER, EdgeSettings
+from edge_client.settings import LOCAL_TEACHER, EdgeSettings, channel_security
 from edge_client.student.llama_student import LlamaStudent
 from edge_client.teacher.client import TeacherClient, TeacherState
 from edge_client.teacher.grpc_client import GrpcTeacherClient
@@ -97,14 +97,17 @@ def open_runtime(settings: EdgeSettings) -> Iterator[EdgeRuntime]:
         stack.callback(student.close)
         teacher: TeacherClient | None = None
         label = "none"
+        # The local teacher is plaintext on loopback without keys; a remote one may not be.
+        security = None
         target = resolve_teacher(settings)
         if target == LOCAL_TEACHER:
             local = stack.enter_context(start_local_teacher(model=settings.teacher_model))
             target, label = local.address, f"local ({local.address})"
         elif target is not None:
             label = target
+            security = channel_security(settings)
         if target is not None:
-            client = GrpcTeacherClient(target, settings=settings.teacher_client)
+            client = GrpcTeacherClient(target, settings=settings.teacher_client, security=security)
             stack.callback(client.close)
             teacher = client
         cancel = threading.Event()

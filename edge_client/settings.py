@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from edge_client.errors import ConfigError
 from edge_client.ledger.store import default_ledger_path
 from edge_client.policies.registry import PolicyName
 from edge_client.teacher.address import parse_address
+from edge_client.teacher.channel import ChannelSecurity
 from edge_client.teacher.settings import TeacherClientSettings
 from relay_common.errors import SettingsFileError
 from relay_common.settings import FileSettings, load_with_file
@@ -106,6 +107,24 @@ class EdgeSettings(FileSettings):
         default_factory=default_ledger_path,
         description="SQLite file of the per-session accounting.",
     )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="API key for the teacher, sent as 'authorization: Bearer <key>' "
+        "(prefer RELAY_API_KEY or --api-key-file to a flag: flags show in ps).",
+    )
+    api_key_file: Path | None = Field(
+        default=None, description="File holding the teacher's API key (one line)."
+    )
+    tls: bool = Field(
+        default=False, description="Reach the teacher over TLS, trusting the system's CAs."
+    )
+    tls_ca: Path | None = Field(
+        default=None, description="CA bundle (PEM) to trust for the teacher's certificate (TLS)."
+    )
+    tls_cert: Path | None = Field(
+        default=None, description="Client certificate (PEM) for a teacher that needs mutual TLS."
+    )
+    tls_key: Path | None = Field(default=None, description="Private key (PEM) of --tls-cert.")
     teacher_client: TeacherClientSettings = Field(
         default_factory=TeacherClientSettings, description="Deadlines, retries, circuit breaker."
     )
@@ -125,6 +144,18 @@ class EdgeSettings(FileSettings):
         if self.span > self.max_span:
             raise ValueError(f"span ({self.span}) must not exceed max_span ({self.max_span})")
         return self
+
+
+def channel_security(settings: EdgeSettings) -> ChannelSecurity:
+    """TLS and the API key for a remote teacher, read from the files the settings name."""
+    return ChannelSecurity.from_files(
+        tls=settings.tls,
+        tls_ca=settings.tls_ca,
+        tls_cert=settings.tls_cert,
+        tls_key=settings.tls_key,
+        api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+        api_key_file=settings.api_key_file,
+    )
 
 
 def load_settings(*, config_file: Path | None = None, **flags: Any) -> EdgeSettings:

@@ -3,7 +3,8 @@
 RelayCommonError
 ├── ModelNotFoundError   a model path or embedded model package is missing
 ├── ModelLoadError       llama.cpp could not load a GGUF file
-└── ContextFullError     more tokens than the model's context window holds
+├── ContextFullError     more tokens than the model's context window holds
+└── ChatTemplateError    a chat template that is not valid, or refuses a conversation
 """
 
 from __future__ import annotations
@@ -27,3 +28,7 @@ class ContextFullError(RelayCommonError):
 
 class SettingsFileError(RelayCommonError):
     """A config file that is missing or not valid TOML."""
+
+
+class ChatTemplateError(RelayCommonError):
+    """A chat template that does not compile, or that refuses a conversation when rendered."""

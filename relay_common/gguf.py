@@ -14,6 +14,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+import jinja2
 import llama_cpp
 import llama_cpp.llama_cpp as llama_lib
 import numpy as np
@@ -21,7 +22,12 @@ import numpy.typing as npt
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from relay_common.chat import ChatMessage
-from relay_common.errors import ContextFullError, ModelLoadError, ModelNotFoundError
+from relay_common.errors import (
+    ChatTemplateError,
+    ContextFullError,
+    ModelLoadError,
+    ModelNotFoundError,
+)
 
 # Used when a GGUF has no chat template (base models such as Gemma-3-270M). Base models answer
 # "Question: …\nAnswer:" far better than a chat layout (Gemma-3-270M: "Paris" where "User: …
@@ -75,11 +81,13 @@ class GgufModel:
         n_ctx: int = 4096,
         n_threads: int | None = None,
         n_ubatch: int = 512,
+        chat_template: str | None = None,
     ) -> None:
         """Loads `path`. `n_ubatch` is how many tokens llama.cpp evaluates per step: logits
         depend (slightly) on how tokens were batched, so 1 makes them batch-invariant —
         a model then gives bit-identical results however its context was split into
-        calls, at the cost of slower prompt evaluation."""
+        calls, at the cost of slower prompt evaluation. `chat_template` (Jinja) replaces the
+        template embedded in the file, e.g. where that one is broken."""
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelNotFoundError(
@@ -112,14 +120,22 @@ class GgufModel:
         # Tokens llama.cpp decoded over this model's life: lets callers and tests check that
         # only new tokens are evaluated.
         self.evaluated_tokens = 0
-        template = self.llama.metadata.get("tokenizer.chat_template") or PLAIN_CHAT_TEMPLATE
-        self.has_chat_template = "tokenizer.chat_template" in self.llama.metadata
-        self._chat = Jinja2ChatFormatter(
-            template=template,
-            eos_token=self._piece_text(self.llama.token_eos()),
-            bos_token=self._piece_text(self.llama.token_bos()),
-            add_generation_prompt=True,
-        )
+        embedded = self.llama.metadata.get("tokenizer.chat_template")
+        template = chat_template or embedded or PLAIN_CHAT_TEMPLATE
+        self.has_chat_template = bool(chat_template or embedded)
+        try:
+            self._chat = Jinja2ChatFormatter(
+                template=template,
+                eos_token=self._piece_text(self.llama.token_eos()),
+                bos_token=self._piece_text(self.llama.token_bos()),
+                add_generation_prompt=True,
+            )
+        except jinja2.TemplateError as exc:
+            self.llama.close()
+            raise ChatTemplateError(
+                f"the chat template of {self.path.name} is not valid Jinja ({exc}); "
+                "fix it or give another one"
+            ) from exc
 
     # -- tokenizer ---------------------------------------------------------------------------
 
@@ -172,8 +188,20 @@ class GgufModel:
             return self._fingerprint
 
     def render_chat(self, messages: Sequence[ChatMessage]) -> list[int]:
-        """The messages in the model's chat template, opening the assistant's turn, as tokens."""
-        rendered = self._chat(messages=[{"role": m.role, "content": m.content} for m in messages])
+        """The messages in the model's chat template, opening the assistant's turn, as tokens.
+
+        Raises `ChatTemplateError` when the template refuses the conversation (templates call
+        `raise_exception`, e.g. Qwen3's when there is no user message).
+        """
+        try:
+            rendered = self._chat(
+                messages=[{"role": m.role, "content": m.content} for m in messages]
+            )
+        except Exception as exc:  # a template is code: its refusals and bugs raise anything
+            raise ChatTemplateError(
+                f"the teacher's chat template refused the conversation: {exc}; "
+                "check the roles and order of the messages (most templates need a user message)"
+            ) from exc
         prompt = rendered.prompt
         bos = self._piece_text(self.llama.token_bos())
         # Templates that write the BOS text themselves must not get a second BOS token.

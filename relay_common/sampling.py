@@ -33,7 +33,7 @@ class Sampler:
     def sample(self, logits: npt.NDArray[np.float32]) -> int:
         if self.params.temperature == 0:
             return int(np.argmax(logits))
-        probs = softmax(logits / self.params.temperature)
+        probs = softmax(logits, temperature=self.params.temperature)
         if self.params.top_p < 1:
             order = np.argsort(probs)[::-1]
             cumulative = np.cumsum(probs[order])
@@ -44,6 +44,19 @@ class Sampler:
         return int(self._rng.choice(len(probs), p=probs))
 
 
-def softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
-    shifted = np.exp(logits.astype(np.float64) - float(np.max(logits)))
-    return shifted / shifted.sum()
+def softmax(
+    logits: npt.NDArray[np.float32], *, temperature: float = 1.0
+) -> npt.NDArray[np.float64]:
+    """Probabilities of `logits` at `temperature` (> 0), never NaN.
+
+    The maximum is subtracted before dividing, in float64: every scaled logit is then <= 0, so
+    even a temperature as small as 5e-324 gives -inf (probability 0) or 0 (the top tokens,
+    sharing the mass), where dividing first overflows to inf and inf - inf is NaN.
+    """
+    as_float64 = logits.astype(np.float64)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        scaled = (as_float64 - np.max(as_float64)) / temperature
+    # 0 / tiny is 0, but -0.0 and NaN logits must not leak: anything not < 0 is a top token.
+    scaled = np.where(scaled < 0, scaled, 0.0)
+    weights = np.exp(scaled)
+    return weights / weights.sum()

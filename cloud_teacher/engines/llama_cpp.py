@@ -19,7 +19,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from cloud_teacher.engines.base import EngineInfo, SpanEvent
 from cloud_teacher.engines.slots import Slot, SlotPool
-from cloud_teacher.errors import ConfigError, EngineDeadError, TeacherError
+from cloud_teacher.errors import (
+    ConfigError,
+    EngineDeadError,
+    InvalidRequestError,
+    TeacherError,
+)
 from cloud_teacher.requests import (
     Limits,
     SpanRequest,
@@ -44,9 +49,16 @@ def create_engine(settings: TeacherSettings) -> LlamaCppEngine:
     models: list[GgufModel] = []
     try:
         path = settings.model or gemma3_path()
+        chat_template = settings.read_chat_template()
         for _ in range(settings.slots):
             models.append(
-                GgufModel(path, n_ctx=settings.n_ctx, n_threads=threads, n_ubatch=settings.n_ubatch)
+                GgufModel(
+                    path,
+                    n_ctx=settings.n_ctx,
+                    n_threads=threads,
+                    n_ubatch=settings.n_ubatch,
+                    chat_template=chat_template,
+                )
             )
     except RelayCommonError as exc:
         for model in models:
@@ -91,6 +103,10 @@ class LlamaCppEngine:
         loop = asyncio.get_running_loop()
         queued = time.perf_counter()
         slot = await self._pool.acquire(request.session_id)
+        # A slot holding another tenant's prefix is emptied first, so that neither its cache
+        # hits nor `cached_prompt_tokens` tell anything about that tenant's prompts.
+        other_tenant = slot.tenant != request.tenant
+        slot.tenant = request.tenant
         pieces: asyncio.Queue[Piece | None] = asyncio.Queue()
         stop = threading.Event()
         job = loop.run_in_executor(
@@ -101,6 +117,7 @@ class LlamaCppEngine:
                 request,
                 limits=self._limits,
                 queue_time_ms=(time.perf_counter() - queued) * 1000,
+                reset_first=other_tenant,
                 stop=stop,
                 emit=lambda piece: loop.call_soon_threadsafe(pieces.put_nowait, piece),
             ),
@@ -154,17 +171,20 @@ def _run_span(
     *,
     limits: Limits,
     queue_time_ms: float,
+    reset_first: bool,
     stop: threading.Event,
     emit: Callable[[Piece | None], None],
 ) -> SpanEnd | None:
     """Generates one span on a worker thread, emitting each piece, then None.
 
-    Returns how it ended, or None when stopped (the call was cancelled).
+    Returns how it ended, or None when stopped (the call was cancelled). Only failures after
+    the prompt is built are the engine's; those before it are the request's.
     """
     try:
         started = time.perf_counter()
-        prompt = _prompt_tokens(model, request.context)
-        check_context_length(len(prompt), limits)
+        prompt = _checked_prompt(model, request, limits)
+        if reset_first:
+            model.reset()
         cached = model.sync(prompt)
         sampler = Sampler(request.sampling)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -212,6 +232,24 @@ def _turn_scanner(model: GgufModel, context: TokenContext | TextContext) -> Stop
     if isinstance(context, TokenContext) or model.has_chat_template:
         return None
     return StopScanner(PLAIN_TURN_MARKERS, primed_with=context.assistant_prefix)
+
+
+def _checked_prompt(model: GgufModel, request: SpanRequest, limits: Limits) -> list[int]:
+    """The prompt's tokens; anything wrong with building them is the request's fault
+    (`InvalidRequestError`), never the engine's, so it cannot mark the engine dead."""
+    try:
+        prompt = _prompt_tokens(model, request.context)
+    except TeacherError:
+        raise
+    except RelayCommonError as exc:  # a chat template refusing the conversation
+        raise InvalidRequestError(str(exc)) from exc
+    except Exception as exc:  # e.g. a tokenizer that cannot take the text
+        raise InvalidRequestError(
+            f"cannot build the prompt from this request ({type(exc).__name__}: {exc}); "
+            "change the context"
+        ) from exc
+    check_context_length(len(prompt), limits)
+    return prompt
 
 
 def _prompt_tokens(model: GgufModel, context: TokenContext | TextContext) -> list[int]:

@@ -21,6 +21,7 @@ T = TypeVar("T")
 class Slot(Generic[T]):
     item: T
     owner: str | None = None  # the session whose tokens the slot holds
+    tenant: str = ""  # the tenant (API key digest) whose tokens the slot holds
     busy: bool = False
     last_used: int = 0
 

@@ -58,6 +58,11 @@ Temperature = Annotated[float | None, _option("temperature")]
 TopP = Annotated[float | None, _option("top_p")]
 Seed = Annotated[int | None, _option("seed")]
 System = Annotated[str | None, _option("system_prompt", "--system")]
+ApiKeyFile = Annotated[Path | None, _option("api_key_file")]
+Tls = Annotated[bool | None, _option("tls", "--tls")]
+TlsCa = Annotated[Path | None, _option("tls_ca")]
+TlsCert = Annotated[Path | None, _option("tls_cert")]
+TlsKey = Annotated[Path | None, _option("tls_key")]
 Config = Annotated[
     Path | None, typer.Option(help="TOML config file (default: RELAY_CONFIG or the user's one).")
 ]
@@ -84,6 +89,11 @@ def ask(
     top_p: TopP = None,
     seed: Seed = None,
     system: System = None,
+    api_key_file: ApiKeyFile = None,
+    tls: Tls = None,
+    tls_ca: TlsCa = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
     config: Config = None,
 ) -> None:
     """Answer one question, streaming the answer (teacher spans highlighted)."""
@@ -108,6 +118,11 @@ def chat(
     top_p: TopP = None,
     seed: Seed = None,
     system: System = None,
+    api_key_file: ApiKeyFile = None,
+    tls: Tls = None,
+    tls_ca: TlsCa = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
     config: Config = None,
 ) -> None:
     """Chat with the student; it relays to the teacher where it is unsure."""

@@ -38,6 +38,7 @@ from edge_client.errors import (
 )
 from edge_client.teacher.address import parse_address
 from edge_client.teacher.breaker import BreakerState, CircuitBreaker
+from edge_client.teacher.channel import ChannelSecurity, open_channel
 from edge_client.teacher.client import SpanQuery, SpanReply, TeacherInfo, TeacherState
 from edge_client.teacher.settings import TeacherClientSettings
 from edge_client.teacher.wire import info_from_proto, span_request_to_proto
@@ -82,8 +83,9 @@ class _Outcome:
 class GrpcTeacherClient:
     """A relay.v1 teacher at `address` ("HOST:PORT", checked: ConfigError when malformed).
 
-    `clock` drives the circuit breaker's cool-down (seconds, time.monotonic by default), so
-    tests can step past it without sleeping. Thread-safe as far as gRPC channels are.
+    `security` is TLS and the API key (default: plaintext, no key). `clock` drives the circuit
+    breaker's cool-down (seconds, time.monotonic by default), so tests can step past it
+    without sleeping. Thread-safe as far as gRPC channels are.
     """
 
     def __init__(
@@ -91,11 +93,14 @@ class GrpcTeacherClient:
         address: str,
         *,
         settings: TeacherClientSettings | None = None,
+        security: ChannelSecurity | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.address = parse_address(address)
         self.settings = settings or TeacherClientSettings()
-        self._channel = grpc.insecure_channel(self.address, options=_CHANNEL_OPTIONS)
+        self._channel = open_channel(
+            self.address, security or ChannelSecurity(), options=_CHANNEL_OPTIONS
+        )
         self._stub = relay_pb2_grpc.TeacherServiceStub(self._channel)
         self._breaker = CircuitBreaker(
             threshold=self.settings.breaker_threshold,

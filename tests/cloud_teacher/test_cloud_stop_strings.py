@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import pytest
+
 from cloud_teacher.stop_strings import StopScanner
+from relay_common.gguf import PLAIN_TURN_MARKERS
 
 STOPS = ("\nUser:", "\nAssistant:")
 
 
-def run(pieces: list[str], *, primed_with: str = "") -> tuple[str, bool]:
-    scanner = StopScanner(STOPS, primed_with=primed_with)
+def run(
+    pieces: list[str], *, primed_with: str = "", stops: tuple[str, ...] = STOPS
+) -> tuple[str, bool]:
+    scanner = StopScanner(stops, primed_with=primed_with)
     emitted: list[tuple[int, str]] = []
     for token_id, piece in enumerate(pieces):
         released, stopped = scanner.feed(token_id, piece)
@@ -44,3 +49,46 @@ def test_a_newline_is_held_only_until_it_cannot_start_a_stop():
 
 def test_a_length_end_releases_what_was_held():
     assert run(["It is", "\nUs"]) == ("It is\nUs", False)
+
+
+# (pieces, text before the stop, primed_with): the text before a stop is never lost, even when
+# it shares a token with the stop.
+TEXT_BEFORE_A_STOP = {
+    "a token ending with the stop's first character": (
+        ["Paris", ".\n", "Question", ":"],
+        "Paris.",
+        "",
+    ),
+    "a token ending with the stop's first characters": (
+        ["72", ".\nQue", "stion", ": next"],
+        "72.",
+        "",
+    ),
+    "the whole stop inside one token, text on both sides": (
+        ["Rome", ".\nAnswer: no"],
+        "Rome.",
+        "",
+    ),
+    "the stop right after released text": (["Paris", "\n", "Question:"], "Paris", ""),
+    "a held newline that was not a stop, then a stop": (
+        ["It", "\n", "goes", "\nQuestion:"],
+        "It\ngoes",
+        "",
+    ),
+    "the stop begun in the previous span": (["stion:", " more"], "", "Paris.\nQue"),
+    "the earliest of two stops": (["a\nAnswer:\nQuestion:"], "a", ""),
+}
+
+
+@pytest.mark.parametrize("case", TEXT_BEFORE_A_STOP, ids=list(TEXT_BEFORE_A_STOP))
+def test_the_text_before_a_stop_is_released(case: str) -> None:
+    pieces, before, primed_with = TEXT_BEFORE_A_STOP[case]
+    assert run(pieces, primed_with=primed_with, stops=PLAIN_TURN_MARKERS) == (before, True)
+
+
+def test_a_token_straddling_the_stop_keeps_its_id_with_its_text_cut() -> None:
+    scanner = StopScanner(PLAIN_TURN_MARKERS)
+    assert scanner.feed(1, "Paris") == ([(1, "Paris")], False)
+    assert scanner.feed(2, ".\n") == ([], False)
+    assert scanner.feed(3, "Question") == ([], False)
+    assert scanner.feed(4, ":") == ([(2, ".")], True)

@@ -32,26 +32,42 @@ class GetInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetInfoResponse(_message.Message):
-    __slots__ = ("model_name", "tokenizer_fingerprint", "vocab_size", "limits", "engine")
+    __slots__ = ("model_name", "tokenizer_fingerprint", "vocab_size", "limits", "engine", "replay_window")
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     TOKENIZER_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     VOCAB_SIZE_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     ENGINE_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_WINDOW_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     tokenizer_fingerprint: str
     vocab_size: int
     limits: Limits
     engine: str
-    def __init__(self, model_name: _Optional[str] = ..., tokenizer_fingerprint: _Optional[str] = ..., vocab_size: _Optional[int] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., engine: _Optional[str] = ...) -> None: ...
+    replay_window: ReplayWindow
+    def __init__(self, model_name: _Optional[str] = ..., tokenizer_fingerprint: _Optional[str] = ..., vocab_size: _Optional[int] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., engine: _Optional[str] = ..., replay_window: _Optional[_Union[ReplayWindow, _Mapping]] = ...) -> None: ...
+
+class ReplayWindow(_message.Message):
+    __slots__ = ("requests_per_session", "seconds")
+    REQUESTS_PER_SESSION_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    requests_per_session: int
+    seconds: float
+    def __init__(self, requests_per_session: _Optional[int] = ..., seconds: _Optional[float] = ...) -> None: ...
 
 class Limits(_message.Message):
-    __slots__ = ("max_span_tokens", "max_context_tokens")
+    __slots__ = ("max_span_tokens", "max_context_tokens", "max_message_bytes", "max_calls_per_key", "key_tokens_per_minute")
     MAX_SPAN_TOKENS_FIELD_NUMBER: _ClassVar[int]
     MAX_CONTEXT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_CALLS_PER_KEY_FIELD_NUMBER: _ClassVar[int]
+    KEY_TOKENS_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
     max_span_tokens: int
     max_context_tokens: int
-    def __init__(self, max_span_tokens: _Optional[int] = ..., max_context_tokens: _Optional[int] = ...) -> None: ...
+    max_message_bytes: int
+    max_calls_per_key: int
+    key_tokens_per_minute: int
+    def __init__(self, max_span_tokens: _Optional[int] = ..., max_context_tokens: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_calls_per_key: _Optional[int] = ..., key_tokens_per_minute: _Optional[int] = ...) -> None: ...
 
 class SpanRequest(_message.Message):
     __slots__ = ("session_id", "request_id", "tokens", "text", "max_tokens", "sampling")
@@ -184,3 +200,27 @@ class GetSessionUsageResponse(_message.Message):
     USAGE_FIELD_NUMBER: _ClassVar[int]
     usage: SessionUsage
     def __init__(self, usage: _Optional[_Union[SessionUsage, _Mapping]] = ...) -> None: ...
+
+class GetKeyUsageRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetKeyUsageResponse(_message.Message):
+    __slots__ = ("usage",)
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    usage: KeyUsage
+    def __init__(self, usage: _Optional[_Union[KeyUsage, _Mapping]] = ...) -> None: ...
+
+class KeyUsage(_message.Message):
+    __slots__ = ("key_name", "spans", "prompt_tokens", "cached_prompt_tokens", "generated_tokens")
+    KEY_NAME_FIELD_NUMBER: _ClassVar[int]
+    SPANS_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHED_PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    GENERATED_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    key_name: str
+    spans: int
+    prompt_tokens: int
+    cached_prompt_tokens: int
+    generated_tokens: int
+    def __init__(self, key_name: _Optional[str] = ..., spans: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., cached_prompt_tokens: _Optional[int] = ..., generated_tokens: _Optional[int] = ...) -> None: ...

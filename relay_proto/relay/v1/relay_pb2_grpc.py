@@ -55,6 +55,11 @@ class TeacherServiceStub:
                 request_serializer=relay_dot_v1_dot_relay__pb2.GetSessionUsageRequest.SerializeToString,
                 response_deserializer=relay_dot_v1_dot_relay__pb2.GetSessionUsageResponse.FromString,
                 _registered_method=True)
+        self.GetKeyUsage = channel.unary_unary(
+                '/relay.v1.TeacherService/GetKeyUsage',
+                request_serializer=relay_dot_v1_dot_relay__pb2.GetKeyUsageRequest.SerializeToString,
+                response_deserializer=relay_dot_v1_dot_relay__pb2.GetKeyUsageResponse.FromString,
+                _registered_method=True)
 
 
 class TeacherServiceServicer:
@@ -84,7 +89,15 @@ class TeacherServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetSessionUsage(self, request, context):
-        """Returns the teacher-side usage of one session.
+        """Returns the teacher-side usage of one session. Sessions belong to the API key that
+        created them: asked with another key, a session is NOT_FOUND, as if it did not exist.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetKeyUsage(self, request, context):
+        """Returns the teacher-side usage of the caller's own API key, over all its sessions.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -112,6 +125,11 @@ def add_TeacherServiceServicer_to_server(servicer, server):
                     servicer.GetSessionUsage,
                     request_deserializer=relay_dot_v1_dot_relay__pb2.GetSessionUsageRequest.FromString,
                     response_serializer=relay_dot_v1_dot_relay__pb2.GetSessionUsageResponse.SerializeToString,
+            ),
+            'GetKeyUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetKeyUsage,
+                    request_deserializer=relay_dot_v1_dot_relay__pb2.GetKeyUsageRequest.FromString,
+                    response_serializer=relay_dot_v1_dot_relay__pb2.GetKeyUsageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -223,6 +241,33 @@ class TeacherService:
             '/relay.v1.TeacherService/GetSessionUsage',
             relay_dot_v1_dot_relay__pb2.GetSessionUsageRequest.SerializeToString,
             relay_dot_v1_dot_relay__pb2.GetSessionUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetKeyUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/relay.v1.TeacherService/GetKeyUsage',
+            relay_dot_v1_dot_relay__pb2.GetKeyUsageRequest.SerializeToString,
+            relay_dot_v1_dot_relay__pb2.GetKeyUsageResponse.FromString,
             options,
             channel_credentials,
             insecure,
