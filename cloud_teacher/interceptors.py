@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -77,19 +79,25 @@ class _RelayInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or not handler_call_details.method.startswith(_SERVICE_PREFIX):
             return handler
+        deserializer = self.wrap_deserializer(handler.request_deserializer)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self.wrap_unary(handler.unary_unary, handler_call_details),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 self.wrap_stream(handler.unary_stream, handler_call_details),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         return handler
+
+    def wrap_deserializer(
+        self, deserializer: Callable[[bytes], Any] | None
+    ) -> Callable[[bytes], Any] | None:
+        return deserializer
 
     def wrap_unary(self, behavior: Unary, details: grpc.HandlerCallDetails) -> Unary:
         raise NotImplementedError
@@ -98,12 +106,43 @@ class _RelayInterceptor(grpc.aio.ServerInterceptor):
         raise NotImplementedError
 
 
+@dataclass(frozen=True, slots=True)
+class _Undecodable:
+    """A request whose bytes are not the method's message (gRPC would answer INTERNAL)."""
+
+    reason: str
+
+
+def _check_decoded(request: Any, method: str) -> None:
+    if isinstance(request, _Undecodable):
+        raise InvalidRequestError(
+            f"the request is not a valid {method.rpartition('/')[2]} message "
+            f"({request.reason}); build it with the relay.v1 protobuf definitions"
+        )
+
+
 class ErrorStatusInterceptor(_RelayInterceptor):
-    """Aborts relay.v1 calls that raise `TeacherError` with its status code and message."""
+    """Aborts relay.v1 calls that raise `TeacherError` with its status code and message, and
+    refuses undecodable requests with INVALID_ARGUMENT."""
+
+    def wrap_deserializer(
+        self, deserializer: Callable[[bytes], Any] | None
+    ) -> Callable[[bytes], Any] | None:
+        if deserializer is None:
+            return None
+
+        def decode(data: bytes) -> Any:
+            try:
+                return deserializer(data)
+            except DecodeError as exc:  # garbage, invalid UTF-8 in a string field
+                return _Undecodable(str(exc) or "cannot parse the bytes")
+
+        return decode
 
     def wrap_unary(self, behavior: Unary, details: grpc.HandlerCallDetails) -> Unary:
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
             try:
+                _check_decoded(request, details.method)
                 return await behavior(request, context)
             except TeacherError as exc:
                 await _abort(context, exc)
@@ -113,6 +152,7 @@ class ErrorStatusInterceptor(_RelayInterceptor):
     def wrap_stream(self, behavior: Stream, details: grpc.HandlerCallDetails) -> Stream:
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             try:
+                _check_decoded(request, details.method)
                 async for response in behavior(request, context):
                     yield response
             except TeacherError as exc:
@@ -142,7 +182,9 @@ def _with_retry_info(code: grpc.StatusCode, message: str, delay_s: float) -> sta
 
 class CallerInterceptor(_RelayInterceptor):
     """Finds the caller from `authorization: Bearer <key>` (when the teacher has keys), makes
-    it `current_caller` for the call, and holds the call to the caller's limits."""
+    it `current_caller` for the call, holds the call to the caller's concurrent-call limit and
+    charges what it generated to the caller's quota (which the teacher checks before it
+    generates: see quota.py)."""
 
     def __init__(self, keys: KeyRing | None, limits: CallerLimits) -> None:
         self._keys = keys
@@ -154,7 +196,7 @@ class CallerInterceptor(_RelayInterceptor):
             current_caller.set(caller)
             with self._limits.admit(caller):
                 response = await behavior(request, context)
-                self._limits.charge(caller, _generated_tokens(response))
+                self._limits.charge(caller.tenant, _generated_tokens(response))
                 return response
 
         return unary
@@ -165,7 +207,7 @@ class CallerInterceptor(_RelayInterceptor):
             current_caller.set(caller)
             with self._limits.admit(caller):
                 async for response in behavior(request, context):
-                    self._limits.charge(caller, _generated_tokens(response))
+                    self._limits.charge(caller.tenant, _generated_tokens(response))
                     yield response
 
         return stream

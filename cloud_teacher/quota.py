@@ -1,9 +1,12 @@
 """Per-caller limits: concurrent calls and teacher tokens per minute. Pure bookkeeping.
 
     limits = CallerLimits(tokens_per_minute=10_000, max_calls=8)
-    with limits.admit(caller):        # QuotaExceededError / OverloadedError when over a limit
-        ...                           # the call
-        limits.charge(caller, tokens) # generated tokens, counted against the minute
+    with limits.admit(caller):                 # OverloadedError: too many calls at once
+        limits.check_quota(caller.tenant)      # QuotaExceededError: before generating only
+        limits.charge(caller.tenant, tokens)   # generated tokens, counted against the minute
+
+The quota is checked only before a span is generated, not for a retry the teacher replays:
+replays cost nothing, and refusing one would leave the client without a span it was billed for.
 
 The minute is a sliding window: a key that spent its tokens may call again as soon as enough
 of them are older than 60 s, and the refusal says exactly when that is (RetryInfo).
@@ -41,7 +44,6 @@ class CallerLimits:
     @contextmanager
     def admit(self, caller: Caller) -> Iterator[None]:
         """Holds one of the caller's concurrent calls for the duration of the block."""
-        self._check_quota(caller)
         calls = self._calls[caller.tenant]
         if self._max_calls is not None and calls >= self._max_calls:
             raise OverloadedError(
@@ -56,22 +58,23 @@ class CallerLimits:
             if not self._calls[caller.tenant]:
                 del self._calls[caller.tenant]
 
-    def charge(self, caller: Caller, tokens: int) -> None:
-        """Counts generated tokens against the caller's minute."""
+    def charge(self, tenant: str, tokens: int) -> None:
+        """Counts generated tokens against the tenant's minute."""
         if self._tokens_per_minute is not None and tokens > 0:
-            self._spent[caller.tenant].append((self._clock(), tokens))
+            self._spent[tenant].append((self._clock(), tokens))
 
-    def _check_quota(self, caller: Caller) -> None:
+    def check_quota(self, tenant: str) -> None:
+        """`QuotaExceededError`, with when to retry, if the tenant's minute is spent."""
         if self._tokens_per_minute is None:
             return
-        spent = self._spent[caller.tenant]
+        spent = self._spent[tenant]
         now = self._clock()
         while spent and spent[0][0] <= now - WINDOW_S:
             spent.popleft()
         used = sum(tokens for _, tokens in spent)
         if used < self._tokens_per_minute:
             if not spent:
-                del self._spent[caller.tenant]
+                del self._spent[tenant]
             return
         # The earliest moment enough old spans leave the window to go under the quota.
         over = used - self._tokens_per_minute

@@ -108,6 +108,7 @@ def create_server(
         ),
         max_pending=settings.max_pending,
         on_engine_dead=engine_died,
+        before_generating=lambda request: limits.check_quota(request.tenant),
     )
     published = relay_pb2.Limits(
         max_span_tokens=settings.limits.max_span_tokens,

@@ -45,6 +45,7 @@ class Teacher:
         book: SessionBook,
         max_pending: int,
         on_engine_dead: Callable[[], Awaitable[None]] = _nothing,
+        before_generating: Callable[[SpanRequest], None] = lambda request: None,
     ) -> None:
         self.engine = engine
         self.limits = limits
@@ -52,6 +53,9 @@ class Teacher:
         self._max_pending = max_pending
         self._pending = 0
         self._on_engine_dead = on_engine_dead
+        # E.g. the tenant's quota: raises to refuse a span that would be generated (a replay
+        # is not, so it is never refused this way).
+        self._before_generating = before_generating
 
     @property
     def info(self) -> EngineInfo:
@@ -100,6 +104,7 @@ class Teacher:
             self._book.release(request)
 
     async def _generate(self, request: SpanRequest) -> AsyncIterator[Piece | SpanEnd]:
+        self._before_generating(request)
         if self._pending >= self._max_pending:
             raise OverloadedError(
                 f"the teacher has {self._pending} span requests in progress (the limit); "

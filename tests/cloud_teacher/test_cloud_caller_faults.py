@@ -88,7 +88,9 @@ def test_an_invalid_template_file_is_a_config_error(tmp_path: Path) -> None:
 
     broken = tmp_path / "broken.jinja"
     broken.write_text("{% for message in messages %}")
-    settings = TeacherSettings(model=smollm2_path(), slots=1, n_ctx=256, chat_template=broken)
+    settings = TeacherSettings(
+        model=smollm2_path(), slots=1, n_ctx=256, max_span_tokens=16, chat_template=broken
+    )
     with pytest.raises(ConfigError, match="not valid Jinja"):
         create_engine(settings)
 

@@ -1,0 +1,76 @@
+"""Fixtures for both sides: test certificates, made at test time with openssl (no key is ever
+committed)."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+@dataclass(frozen=True)
+class Pki:
+    """A CA, a server certificate for 127.0.0.1/localhost and a client certificate it signed,
+    plus an unrelated CA that trusts neither."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+    other_ca: Path
+
+
+def _openssl(*args: str | Path, cwd: Path) -> None:
+    subprocess.run(["openssl", *map(str, args)], cwd=cwd, check=True, capture_output=True)
+
+
+def _ca(folder: Path, name: str) -> tuple[Path, Path]:
+    key, cert = folder / f"{name}.key", folder / f"{name}.pem"
+    _openssl(
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", f"/CN={name}",
+        cwd=folder,
+    )  # fmt: skip
+    return cert, key
+
+
+def _signed(folder: Path, name: str, ca: tuple[Path, Path], extensions: str) -> tuple[Path, Path]:
+    key, csr, cert = folder / f"{name}.key", folder / f"{name}.csr", folder / f"{name}.pem"
+    ext = folder / f"{name}.ext"
+    ext.write_text(extensions)
+    _openssl(
+        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-keyout", key, "-out", csr, "-subj", f"/CN={name}",
+        cwd=folder,
+    )  # fmt: skip
+    _openssl(
+        "x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1], "-CAcreateserial",
+        "-out", cert, "-days", "2", "-extfile", ext,
+        cwd=folder,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    folder = tmp_path_factory.mktemp("pki")
+    ca = _ca(folder, "test-ca")
+    other_ca, _ = _ca(folder, "other-ca")
+    server = _signed(
+        folder,
+        "server",
+        ca,
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+    )
+    client = _signed(folder, "client", ca, "extendedKeyUsage=clientAuth\n")
+    return Pki(
+        ca=ca[0],
+        server_cert=server[0],
+        server_key=server[1],
+        client_cert=client[0],
+        client_key=client[1],
+        other_ca=other_ca,
+    )
