@@ -45,7 +45,8 @@ class CallerLimits:
     def admit(self, caller: Caller) -> Iterator[None]:
         """Holds one of the caller's concurrent calls for the duration of the block."""
         calls = self._calls[caller.tenant]
-        if self._max_calls is not None and calls >= self._max_calls:
+        # Without keys every caller is one tenant: max_pending alone bounds them.
+        if self._max_calls is not None and caller.tenant and calls >= self._max_calls:
             raise OverloadedError(
                 f"this API key has {calls} calls in progress, the limit; "
                 "wait for one to finish before sending another"

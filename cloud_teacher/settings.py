@@ -136,8 +136,8 @@ class TeacherSettings(FileSettings):
         32,
         ge=1,
         le=100_000,
-        description="Calls in progress at once per API key (all callers, without keys); "
-        "more get RESOURCE_EXHAUSTED.",
+        description="Calls in progress at once per API key (without keys, only max_pending "
+        "applies); more get RESOURCE_EXHAUSTED.",
     )
     grace_seconds: float = Field(
         10.0,

@@ -95,3 +95,10 @@ def test_concurrent_calls_are_capped_per_tenant() -> None:
         pass
     with limits.admit(alice):
         pass
+
+
+def test_without_keys_only_max_pending_bounds_concurrent_calls() -> None:
+    limits = CallerLimits(tokens_per_minute=None, max_calls=1)
+    anonymous = Caller(tenant="", name="")
+    with limits.admit(anonymous), limits.admit(anonymous):
+        pass
