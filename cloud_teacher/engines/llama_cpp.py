@@ -182,9 +182,9 @@ def _run_span(
     """
     try:
         started = time.perf_counter()
-        prompt = _checked_prompt(model, request, limits)
-        if reset_first:
+        if reset_first:  # first of all: the slot is already marked as the new tenant's
             model.reset()
+        prompt = _checked_prompt(model, request, limits)
         cached = model.sync(prompt)
         sampler = Sampler(request.sampling)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")

@@ -98,6 +98,16 @@ def test_one_key_cannot_see_or_replay_another_key_s_session(
     assert not bob.usage.replayed
     assert bob.usage.cached_prompt_tokens == 0
     assert bob.session_usage.spans == 1  # his session, not added to alice's
+    streamed = list(
+        stub.StreamSpan(
+            relay_pb2.StreamSpanRequest(
+                span=token_span(smollm_tokenizer, session=session, request="r2").span
+            ),
+            metadata=bearer(BOB),
+            timeout=60,
+        )
+    )
+    assert streamed[-1].session_usage.spans == 2  # streamed calls are scoped to the key too
 
     alice_usage = stub.GetSessionUsage(
         relay_pb2.GetSessionUsageRequest(session_id=session), metadata=bearer(ALICE), timeout=10
@@ -111,7 +121,7 @@ def test_one_key_cannot_see_or_replay_another_key_s_session(
     }
     assert keys[ALICE].usage.key_name == "alice"
     assert keys[ALICE].usage.generated_tokens == alice.usage.generated_tokens
-    assert keys[BOB].usage.spans == 1
+    assert keys[BOB].usage.spans == 2
     assert keys[BOB].usage.key_name not in ("", "alice")
 
 
@@ -278,3 +288,28 @@ def test_sighup_reloads_the_keys(tmp_path: Path) -> None:
         _, stderr = process.communicate(timeout=60)
     assert process.returncode == 0
     assert "API keys not reloaded" in stderr
+
+
+def test_a_refused_request_does_not_leave_another_tenant_s_prefix_behind(
+    keyed_teacher, smollm_tokenizer: GgufModel
+) -> None:
+    stub = keyed_teacher.stub  # one slot: every request lands on it
+    stub.GenerateSpan(token_span(smollm_tokenizer, session="s"), metadata=bearer(ALICE), timeout=60)
+    too_long = relay_pb2.SpanRequest(  # refused by the engine, after it took the slot
+        session_id="s",
+        request_id="long",
+        max_tokens=4,
+        text=relay_pb2.TextContext(
+            messages=[relay_pb2.ChatMessage(role=relay_pb2.ROLE_USER, content="word " * 2100)]
+        ),
+    )
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.GenerateSpan(
+            relay_pb2.GenerateSpanRequest(span=too_long), metadata=bearer(BOB), timeout=60
+        )
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    bob = stub.GenerateSpan(
+        token_span(smollm_tokenizer, session="s"), metadata=bearer(BOB), timeout=60
+    )
+    assert bob.usage.cached_prompt_tokens == 0

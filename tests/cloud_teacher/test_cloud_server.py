@@ -64,6 +64,11 @@ def test_get_info_names_the_model_and_its_limits(gemma_teacher) -> None:
     assert info.vocab_size == 262144
     assert info.limits.max_span_tokens == 64
     assert info.limits.max_context_tokens == 2048 - 64
+    assert info.limits.max_message_bytes == 4 << 20
+    assert info.limits.max_calls_per_key == 32
+    assert info.limits.key_tokens_per_minute == 0  # no quota
+    assert info.replay_window.requests_per_session == 64
+    assert info.replay_window.seconds == 600
 
 
 def test_get_info_fingerprint_matches_a_tokenizer_of_the_same_file(
