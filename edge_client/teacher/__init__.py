@@ -6,7 +6,8 @@
     settings.py     TeacherClientSettings: deadlines, attempts, budget, back-off, breaker
     wire.py         records to and from relay.v1 messages
     address.py      "HOST:PORT" checking
+    channel.py      the gRPC channel: TLS, client certificate, API key metadata
     local.py        start a relay-teacher process for the session
 
-Only grpc_client.py and local.py touch gRPC or processes; the loop sees the Protocol.
+Only grpc_client.py, channel.py and local.py touch gRPC or processes; the loop sees the Protocol.
 """
