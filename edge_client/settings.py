@@ -113,7 +113,8 @@ class EdgeSettings(FileSettings):
         "(prefer RELAY_API_KEY or --api-key-file to a flag: flags show in ps).",
     )
     api_key_file: Path | None = Field(
-        default=None, description="File holding the teacher's API key (one line)."
+        default=None,
+        description="File holding the teacher's API key (one line); or set RELAY_API_KEY.",
     )
     tls: bool = Field(
         default=False, description="Reach the teacher over TLS, trusting the system's CAs."
