@@ -21,7 +21,7 @@ import {
 
 const SPAN_TOKENS = 8;
 // Long enough that the span is still being written when the cancel lands.
-const CANCELLED_SPAN_TOKENS = 64;
+const CANCELLED_SPAN_TOKENS = 16;
 const CANCELLED = 1; // grpc.status.CANCELLED
 const INVALID_ARGUMENT = 3; // grpc.status.INVALID_ARGUMENT
 
