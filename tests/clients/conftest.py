@@ -1,5 +1,6 @@
-"""Client fixtures: a real `relay-teacher serve` on loopback, the C++ client built with CMake,
-the Node client with its packages, and a checker for what a client run printed.
+"""Client fixtures: a real `relay-teacher serve` on loopback, a proxy in front of it that
+records the metadata clients send, the C++ client built with CMake, the Node client with its
+packages, and a checker for what a client run printed and sent.
 
 A missing toolchain skips the tests that need it, saying what to install; under CI (the `CI`
 environment variable set, as `.ci/run` runs) it fails them instead, since `.ci/run` installs
@@ -13,6 +14,8 @@ import re
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
+from concurrent import futures
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
@@ -78,6 +81,79 @@ def teacher() -> Iterator[LocalTeacher]:
         yield running
 
 
+@dataclass(frozen=True, slots=True)
+class ObservedCall:
+    """One call as a client sent it: the method and its metadata."""
+
+    method: str  # e.g. "GenerateSpan"
+    metadata: dict[str, str]
+
+
+class RecordingProxy(grpc.GenericRpcHandler):
+    """Forwards every call, bytes unchanged, to the real teacher, and records what metadata the
+    client sent; the teacher cannot show that, nor is it changed to."""
+
+    def __init__(self, teacher_address: str) -> None:
+        self.calls: list[ObservedCall] = []
+        self._channel = grpc.insecure_channel(teacher_address)
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+        method = handler_call_details.method
+        # Only what the client chose to send; gRPC's own headers are not the contract.
+        metadata = {
+            key: value
+            for key, value in handler_call_details.invocation_metadata
+            if not key.startswith("grpc-") and key != "user-agent"
+        }
+        self.calls.append(ObservedCall(method=method.rsplit("/", 1)[-1], metadata=metadata))
+        forwarded = tuple(metadata.items())
+        if method.endswith("/StreamSpan"):
+            return grpc.unary_stream_rpc_method_handler(self._stream(method, forwarded))
+        return grpc.unary_unary_rpc_method_handler(self._unary(method, forwarded))
+
+    def _unary(self, method: str, metadata: tuple[tuple[str, str], ...]):
+        forward = self._channel.unary_unary(method)
+
+        def handle(request: bytes, context: grpc.ServicerContext) -> bytes:
+            try:
+                return forward(request, metadata=metadata, timeout=context.time_remaining())
+            except grpc.RpcError as exc:
+                context.abort(exc.code(), exc.details())
+
+        return handle
+
+    def _stream(self, method: str, metadata: tuple[tuple[str, str], ...]):
+        forward = self._channel.unary_stream(method)
+
+        def handle(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
+            call = forward(request, metadata=metadata, timeout=context.time_remaining())
+            # A client that cancels cancels the teacher's call too, as without the proxy.
+            context.add_callback(call.cancel)
+            try:
+                yield from call
+            except grpc.RpcError as exc:
+                context.abort(exc.code(), exc.details())
+
+        return handle
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+@pytest.fixture
+def recording_proxy(teacher: LocalTeacher) -> Iterator[tuple[str, RecordingProxy]]:
+    """A loopback proxy in front of `teacher`; yields its address and the calls it saw."""
+    proxy = RecordingProxy(teacher.address)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), handlers=[proxy])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield f"127.0.0.1:{port}", proxy
+    finally:
+        server.stop(grace=None)
+        proxy.close()
+
+
 @pytest.fixture(scope="session")
 def teacher_stub(teacher: LocalTeacher) -> Iterator[relay_pb2_grpc.TeacherServiceStub]:
     """A Python stub on the same teacher, to check independently what a client did."""
@@ -116,7 +192,25 @@ def node() -> str:
     return executable
 
 
-ClientRunCheck = Callable[[subprocess.CompletedProcess[str]], str]
+# What the clients send as their API key (RELAY_API_KEY); this teacher requires none.
+API_KEY = "relay-test-key"
+_SESSION_CALLS = {"GenerateSpan", "StreamSpan", "GetSessionUsage"}
+
+ClientRunCheck = Callable[[subprocess.CompletedProcess[str], RecordingProxy], str]
+
+
+@pytest.fixture
+def run_client(
+    teacher: LocalTeacher, recording_proxy: tuple[str, RecordingProxy]
+) -> Callable[..., tuple[subprocess.CompletedProcess[str], RecordingProxy]]:
+    """Runs a client program on the teacher's address (through the recording proxy) with
+    RELAY_API_KEY set; returns the run and the proxy."""
+    address, proxy = recording_proxy
+
+    def run_it(command: list[str], *, cwd: Path = ROOT):
+        return run_program([*command, address], cwd=cwd, RELAY_API_KEY=API_KEY), proxy
+
+    return run_it
 
 
 @pytest.fixture
@@ -124,11 +218,12 @@ def check_client_run(teacher_stub: relay_pb2_grpc.TeacherServiceStub) -> ClientR
     """Checks a client program's run against the teacher; returns its session id.
 
     The program exited 0 with every check held; it printed whole spans with text and a finish
-    reason; and the teacher, asked from Python, counts two spans for its session although the
-    client received three (the retried request id was replayed, counted once).
+    reason; the teacher, asked from Python, counts two spans for its session although the
+    client received three (the retried request id was replayed, counted once); and every call
+    carried the API key, every span and usage call the session header.
     """
 
-    def check(run: subprocess.CompletedProcess[str]) -> str:
+    def check(run: subprocess.CompletedProcess[str], proxy: RecordingProxy) -> str:
         output = f"{run.stdout}\n{run.stderr}"
         assert run.returncode == 0, output
         tally = _TALLY.search(run.stdout)
@@ -140,14 +235,21 @@ def check_client_run(teacher_stub: relay_pb2_grpc.TeacherServiceStub) -> ClientR
             assert span["text"] != "", output
             assert span["reason"] != "FINISH_REASON_UNSPECIFIED", output
         assert run.stdout.count("replayed=true") == 1, output
-        session_id = _SESSION_ID.search(run.stdout)
-        assert session_id is not None, output
+        found = _SESSION_ID.search(run.stdout)
+        assert found is not None, output
+        session_id = found[1]
         usage = teacher_stub.GetSessionUsage(
-            relay_pb2.GetSessionUsageRequest(session_id=session_id[1]), timeout=30
+            relay_pb2.GetSessionUsageRequest(session_id=session_id), timeout=30
         ).usage
         assert usage.spans == 2
         assert usage.generated_tokens > 0
         assert f"session: spans=2 prompt_tokens={usage.prompt_tokens} " in run.stdout
-        return session_id[1]
+
+        assert {call.method for call in proxy.calls} >= {"GetInfo", *_SESSION_CALLS}
+        for call in proxy.calls:
+            assert call.metadata.get("authorization") == f"Bearer {API_KEY}", call
+            if call.method in _SESSION_CALLS:
+                assert call.metadata.get("x-relay-session") == session_id, call
+        return session_id
 
     return check

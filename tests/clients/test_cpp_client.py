@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 
-def test_the_cpp_client_gets_spans_and_its_checks_hold(cpp_client, teacher, run, check_client_run):
-    session_id = check_client_run(run([str(cpp_client), teacher.address]))
+def test_the_cpp_client_gets_spans_and_its_checks_hold(cpp_client, run_client, check_client_run):
+    session_id = check_client_run(*run_client([str(cpp_client)]))
     assert session_id.startswith("cpp-")
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 CLIENT_DIR = Path(__file__).resolve().parents[2] / "clients" / "node"
 
 
-def test_the_node_client_gets_spans_and_its_checks_hold(node, teacher, run, check_client_run):
-    done = run([node, "relay_client.mjs", teacher.address], cwd=CLIENT_DIR)
-    assert check_client_run(done).startswith("node-")
+def test_the_node_client_gets_spans_and_its_checks_hold(node, run_client, check_client_run):
+    done, proxy = run_client([node, "relay_client.mjs"], cwd=CLIENT_DIR)
+    assert check_client_run(done, proxy).startswith("node-")
     assert "ok: the cancelled stream ends CANCELLED" in done.stdout
 
 
