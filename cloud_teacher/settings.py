@@ -166,6 +166,13 @@ def _describe(exc: ValidationError) -> str:
     if not error["loc"]:
         return f"invalid settings: {message}"
     name = str(error["loc"][0])
+    if len(error["loc"]) > 1:  # inside a table such as [vllm]
+        table, key = name, ".".join(str(part) for part in error["loc"][1:])
+        return (
+            f"invalid setting {table}.{key} = {error.get('input')!r}: {message} (key {key} of "
+            f"the [{table}] table, environment {ENV_PREFIX}{table.upper()}__{key.upper()}); "
+            "see the README's settings of the engine"
+        )
     if error["type"] == "extra_forbidden":
         return f"unknown setting {name!r}; see relay-teacher serve --help for the settings"
     return (
