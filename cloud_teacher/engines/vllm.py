@@ -23,10 +23,12 @@ from vllm import SamplingParams
 from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.exceptions import VLLMClientError
 from vllm.inputs import TokensPrompt
+from vllm.outputs import RequestOutput
 from vllm.platforms import current_platform
 from vllm.sampling_params import RequestOutputKind
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError as VllmEngineDeadError
+from vllm.v1.engine.exceptions import EngineGenerateError
 
 from cloud_teacher.engines.base import EngineInfo, SpanEvent
 from cloud_teacher.engines.gguf_to_hf import hf_copy_of
@@ -187,8 +189,9 @@ class VllmEngine:
             compute_time_ms=(time.perf_counter() - started) * 1000,
         )
 
-    async def _mapped(self, outputs: AsyncIterator) -> AsyncIterator:
-        """vLLM's outputs, its errors mapped to the teacher's."""
+    async def _mapped(self, outputs: AsyncIterator[RequestOutput]) -> AsyncIterator[RequestOutput]:
+        """vLLM's outputs, its errors mapped to the teacher's: only a failure of the engine
+        itself marks it dead; a request it refuses is the client's to change."""
         try:
             async for output in outputs:
                 yield output
@@ -196,10 +199,12 @@ class VllmEngine:
             raise self._mark_dead(exc) from exc
         except (VLLMClientError, ValueError) as exc:
             raise InvalidRequestError(f"vLLM refused the request: {exc}") from exc
-        except Exception as exc:
+        except EngineGenerateError as exc:
             if self._llm.errored:
                 raise self._mark_dead(exc) from exc
-            raise TeacherError(f"vLLM failed this span ({type(exc).__name__}: {exc})") from exc
+            if isinstance(exc.__cause__, ValueError):  # input vLLM found invalid
+                raise InvalidRequestError(f"vLLM refused the request: {exc.__cause__}") from exc
+            raise TeacherError(f"vLLM failed this span: {exc.__cause__ or exc}") from exc
 
     def _mark_dead(self, cause: BaseException | None) -> EngineDeadError:
         if self._dead is None:
@@ -232,8 +237,8 @@ class VllmEngine:
         )
 
     async def close(self) -> None:
-        self._llm.shutdown()
-        await asyncio.sleep(0)
+        # Stops the engine's processes; in a thread, as it waits for them to exit.
+        await asyncio.to_thread(self._llm.shutdown)
 
 
 def _released(
