@@ -12,6 +12,7 @@ Only this module imports vLLM (the registry loads it when `--engine vllm` is cho
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 import uuid
@@ -62,7 +63,7 @@ def create_engine(settings: TeacherSettings) -> VllmEngine:
     """Starts vLLM on `settings.model` (default: the embedded SmolLM2-135M, converted once)."""
     source = resolve_model(settings.model)
     args = engine_args(source, n_ctx=settings.n_ctx, options=settings.vllm)
-    log.info("starting vLLM on %s (the first start compiles; about a minute on a CPU)", source.load)
+    log.info("starting vLLM on %s (about a minute on a CPU)", source.load)
     try:
         llm = AsyncLLM.from_engine_args(args)
     except Exception as exc:  # vLLM reports a bad model, config or device with many types
@@ -239,6 +240,10 @@ class VllmEngine:
     async def close(self) -> None:
         # Stops the engine's processes; in a thread, as it waits for them to exit.
         await asyncio.to_thread(self._llm.shutdown)
+        # AsyncLLM shuts down again when collected; dropped now, that runs while the
+        # interpreter is whole, not as a traceback at exit.
+        del self._llm
+        gc.collect()
 
 
 def _released(
