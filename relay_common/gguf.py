@@ -8,7 +8,6 @@ Logits are read for the last position only, straight from llama.cpp (no `logits_
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
 import threading
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ from relay_common.errors import (
     ModelLoadError,
     ModelNotFoundError,
 )
+from relay_common.fingerprint import tokenizer_fingerprint
 
 # Used when a GGUF has no chat template (base models such as Gemma-3-270M). Base models answer
 # "Question: …\nAnswer:" far better than a chat layout (Gemma-3-270M: "Paris" where "User: …
@@ -173,18 +173,17 @@ class GgufModel:
 
     @property
     def fingerprint(self) -> str:
-        """`sha256:<hex>` over every token's text, in id order.
+        """The vocabulary's `tokenizer_fingerprint` (relay_common/fingerprint.py).
 
         Two models with the same fingerprint give every id the same meaning, so token ids can
-        pass between them unchanged (token mode: nothing is re-tokenized on either side). Only
-        the vocabulary goes in, so any engine that knows the id → text table can compute it.
+        pass between them unchanged (token mode: nothing is re-tokenized on either side).
         """
         with self._fingerprint_lock:
             if self._fingerprint is None:
-                digest = hashlib.sha256()
-                for token in range(self.n_vocab):
-                    digest.update(llama_lib.llama_vocab_get_text(self._vocab, token) + b"\0")
-                self._fingerprint = f"sha256:{digest.hexdigest()}"
+                self._fingerprint = tokenizer_fingerprint(
+                    llama_lib.llama_vocab_get_text(self._vocab, token)
+                    for token in range(self.n_vocab)
+                )
             return self._fingerprint
 
     def render_chat(self, messages: Sequence[ChatMessage]) -> list[int]:

@@ -52,3 +52,14 @@ def test_the_relay_loop_and_policies_are_pure():
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_only_the_vllm_engine_imports_vllm():
+    """vLLM is an optional extra: the registry imports its engine module only when chosen."""
+    importers = [
+        hit
+        for package in ("edge_client", "cloud_teacher", "relay_common", "relay_proto")
+        for hit in offending(package, ("vllm",))
+    ]
+    assert importers
+    assert {hit.split(":")[0] for hit in importers} == {"cloud_teacher/engines/vllm.py"}

