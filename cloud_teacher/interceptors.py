@@ -15,10 +15,11 @@ from cloud_teacher.errors import (
     SessionNotFoundError,
     TeacherError,
 )
+from cloud_teacher.handlers import wrap_handler
 
 log = logging.getLogger(__name__)
 
-_SERVICE_PREFIX = "/relay.v1."
+SERVICE_PREFIX = "/relay.v1."
 
 # First match wins; a TeacherError not listed is our bug, hence INTERNAL.
 STATUS_BY_ERROR: tuple[tuple[type[TeacherError], grpc.StatusCode], ...] = (
@@ -52,21 +53,9 @@ class ErrorStatusInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
-        if handler is None or not handler_call_details.method.startswith(_SERVICE_PREFIX):
+        if handler is None or not handler_call_details.method.startswith(SERVICE_PREFIX):
             return handler
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                _unary(handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                _stream(handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+        return wrap_handler(handler, unary=_unary, stream=_stream)
 
 
 def _unary(behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:

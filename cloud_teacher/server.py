@@ -25,6 +25,8 @@ from cloud_teacher.engines.base import Engine
 from cloud_teacher.engines.registry import create_engine
 from cloud_teacher.errors import ConfigError
 from cloud_teacher.interceptors import ErrorStatusInterceptor
+from cloud_teacher.metrics import MetricsEndpoint, TeacherMetrics
+from cloud_teacher.metrics_interceptor import CALL_LABELS, MetricsInterceptor
 from cloud_teacher.service import TeacherServicer
 from cloud_teacher.sessions import SessionBook
 from cloud_teacher.settings import TeacherSettings
@@ -38,11 +40,30 @@ _HEALTH_SERVICES = ("", SERVICE_NAME)  # "" is the whole server
 
 
 class TeacherServer:
-    """A relay.v1 server; `stop(grace)` reports NOT_SERVING, then lets calls in flight end."""
+    """A relay.v1 server; `stop(grace)` reports NOT_SERVING, then lets calls in flight end.
 
-    def __init__(self, server: grpc.aio.Server, health_servicer: health.aio.HealthServicer) -> None:
+    `metrics_port` is the bound port of its /metrics endpoint, None without one.
+    """
+
+    def __init__(
+        self,
+        server: grpc.aio.Server,
+        health_servicer: health.aio.HealthServicer,
+        metrics: TeacherMetrics | None,
+    ) -> None:
         self._server = server
         self._health = health_servicer
+        self.metrics = metrics
+        self._metrics_endpoint: MetricsEndpoint | None = None
+
+    @property
+    def metrics_port(self) -> int | None:
+        return None if self._metrics_endpoint is None else self._metrics_endpoint.port
+
+    def serve_metrics(self, *, host: str, port: int) -> None:
+        """Starts /metrics on `host`:`port` (0: a free port); `ConfigError` if it cannot."""
+        if self.metrics is not None:
+            self._metrics_endpoint = self.metrics.serve(host=host, port=port)
 
     async def start(self) -> None:
         await self._server.start()
@@ -61,20 +82,37 @@ class TeacherServer:
         """Refuses new calls, waits up to `grace` seconds for those in flight, cancels the rest."""
         await self._health.enter_graceful_shutdown()
         await self._server.stop(grace)
+        if self._metrics_endpoint is not None:
+            self._metrics_endpoint.close()
 
 
 def create_server(settings: TeacherSettings, engine: Engine) -> tuple[TeacherServer, int]:
     """A server for `engine`, bound to `settings.host`:`settings.port` (0: a free port).
 
-    Returns it with the port it bound; `ConfigError` when the address cannot be used.
+    Returns it with the port it bound; `ConfigError` when an address cannot be used. With
+    `settings.metrics_port` set, it also serves /metrics there.
     """
+    book = SessionBook(
+        max_remembered=settings.remembered_requests, max_sessions=settings.max_sessions
+    )
+    metrics = (
+        None
+        if settings.metrics_port is None
+        else TeacherMetrics(
+            sessions_held=lambda: book.sessions_held, call_labels=tuple(CALL_LABELS)
+        )
+    )
     server = grpc.aio.server(
-        interceptors=[ErrorStatusInterceptor()],
+        # The metrics see the status codes ErrorStatusInterceptor sets, so they come first.
+        interceptors=[
+            *([] if metrics is None else [MetricsInterceptor(metrics)]),
+            ErrorStatusInterceptor(),
+        ],
         # Without this a second teacher on the same port binds too and shares its calls.
         options=[("grpc.so_reuseport", 0)],
     )
     health_servicer = health.aio.HealthServicer()
-    teacher_server = TeacherServer(server, health_servicer)
+    teacher_server = TeacherServer(server, health_servicer, metrics)
 
     async def engine_died() -> None:
         log.error("the engine died; health is NOT_SERVING until the teacher is restarted")
@@ -83,9 +121,7 @@ def create_server(settings: TeacherSettings, engine: Engine) -> tuple[TeacherSer
     teacher = Teacher(
         engine,
         limits=settings.limits,
-        book=SessionBook(
-            max_remembered=settings.remembered_requests, max_sessions=settings.max_sessions
-        ),
+        book=book,
         max_pending=settings.max_pending,
         on_engine_dead=engine_died,
     )
@@ -102,6 +138,8 @@ def create_server(settings: TeacherSettings, engine: Engine) -> tuple[TeacherSer
             f"cannot listen on {address} (in use, or not an address of this machine); "
             "choose another --port or --host, or stop the process using it"
         ) from exc
+    if settings.metrics_port is not None:
+        teacher_server.serve_metrics(host=settings.host, port=settings.metrics_port)
     return teacher_server, port
 
 
@@ -122,6 +160,10 @@ async def serve(settings: TeacherSettings) -> None:
         await server.start()
         address = format_address(settings.host, port)
         log.info("serving relay.v1 on %s", address)
+        if server.metrics_port is not None:
+            log.info(
+                "metrics at http://%s/metrics", format_address(settings.host, server.metrics_port)
+            )
         try:
             if settings.ready_file is not None:
                 _write_atomically(settings.ready_file, address)

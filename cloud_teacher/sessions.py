@@ -105,6 +105,11 @@ class SessionBook:
         if event is not None:
             event.set()
 
+    @property
+    def sessions_held(self) -> int:
+        """Sessions whose usage is kept."""
+        return len(self._sessions)
+
     def totals(self, session_id: str) -> SessionUsage:
         """A copy of the session's totals; zeros if it has none."""
         usage = self._sessions.get(session_id)
