@@ -26,24 +26,6 @@ PREFIX = "relay_teacher_"
 _QUEUE_BUCKETS_S = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _COMPUTE_BUCKETS_S = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
-# The names Prometheus shows (counters get "_total", histograms "_bucket"/"_sum"/"_count").
-METRIC_NAMES = frozenset(
-    PREFIX + name
-    for name in (
-        "spans_started_total",
-        "spans_finished_total",
-        "spans_replayed_total",
-        "prompt_tokens_total",
-        "cached_prompt_tokens_total",
-        "generated_tokens_total",
-        "queue_seconds",
-        "compute_seconds",
-        "errors_total",
-        "spans_in_flight",
-        "sessions",
-    )
-)
-
 Labels = Mapping[str, str]
 
 
@@ -69,7 +51,7 @@ class TeacherMetrics:
         self, *, sessions_held: Callable[[], int], call_labels: tuple[str, ...] = ()
     ) -> None:
         self.registry = CollectorRegistry()
-        call = call_labels
+        call = call_labels  # first in every per-call metric's label names
 
         def counter(name: str, help_text: str, labels: tuple[str, ...] = ()) -> Counter:
             return Counter(PREFIX + name, help_text, [*call, *labels], registry=self.registry)

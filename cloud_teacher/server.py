@@ -53,7 +53,7 @@ class TeacherServer:
     ) -> None:
         self._server = server
         self._health = health_servicer
-        self.metrics = metrics
+        self._metrics = metrics
         self._metrics_endpoint: MetricsEndpoint | None = None
 
     @property
@@ -62,8 +62,8 @@ class TeacherServer:
 
     def serve_metrics(self, *, host: str, port: int) -> None:
         """Starts /metrics on `host`:`port` (0: a free port); `ConfigError` if it cannot."""
-        if self.metrics is not None:
-            self._metrics_endpoint = self.metrics.serve(host=host, port=port)
+        if self._metrics is not None:
+            self._metrics_endpoint = self._metrics.serve(host=host, port=port)
 
     async def start(self) -> None:
         await self._server.start()

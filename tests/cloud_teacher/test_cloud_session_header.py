@@ -33,7 +33,7 @@ def test_a_matching_header_or_none_is_served(smollm_teacher, smollm_tokenizer, s
     for metadata in (header, ()):
         span = token_span(smollm_tokenizer, session_id)
         response = smollm_teacher.stub.GenerateSpan(
-            relay_pb2.GenerateSpanRequest(span=span), metadata=metadata, timeout=60
+            relay_pb2.GenerateSpanRequest(span=span), metadata=metadata, timeout=240
         )
         assert response.usage.prompt_tokens > 0
 
@@ -52,12 +52,12 @@ def test_a_header_naming_another_session_is_invalid_argument(
     with pytest.raises(grpc.RpcError) as raised:
         if method == "GenerateSpan":
             smollm_teacher.stub.GenerateSpan(
-                relay_pb2.GenerateSpanRequest(span=span), metadata=metadata, timeout=60
+                relay_pb2.GenerateSpanRequest(span=span), metadata=metadata, timeout=240
             )
         else:
             list(
                 smollm_teacher.stub.StreamSpan(
-                    relay_pb2.StreamSpanRequest(span=span), metadata=metadata, timeout=60
+                    relay_pb2.StreamSpanRequest(span=span), metadata=metadata, timeout=240
                 )
             )
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT

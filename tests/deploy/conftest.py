@@ -29,15 +29,21 @@ def find_tool() -> Callable[[str], str]:
 
 
 @pytest.fixture(scope="session")
-def kustomize() -> Kustomize:
-    """The objects `kubectl kustomize FOLDER` builds."""
+def kustomize_text() -> Callable[[Path], str]:
+    """What `kubectl kustomize FOLDER` prints."""
     kubectl = _find_tool("kubectl")
 
-    def build(folder: Path) -> list[dict[str, Any]]:
+    def build(folder: Path) -> str:
         built = subprocess.run(
             [kubectl, "kustomize", str(folder)], capture_output=True, text=True, timeout=120
         )
         assert built.returncode == 0, f"kubectl kustomize {folder} failed:\n{built.stderr}"
-        return [doc for doc in yaml.safe_load_all(built.stdout) if doc]
+        return built.stdout
 
     return build
+
+
+@pytest.fixture(scope="session")
+def kustomize(kustomize_text) -> Kustomize:
+    """The objects `kubectl kustomize FOLDER` builds."""
+    return lambda folder: [doc for doc in yaml.safe_load_all(kustomize_text(folder)) if doc]

@@ -12,7 +12,10 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml
+from prometheus_client import generate_latest
 
+from cloud_teacher.metrics import TeacherMetrics
 from cloud_teacher.server import SERVICE_NAME
 from cloud_teacher.settings import ENV_PREFIX, TeacherSettings, load_settings
 from relay_common.routing import SESSION_HEADER
@@ -39,9 +42,25 @@ def test_every_overlay_is_found():
     assert {_name(o) for o in OVERLAYS} == {"overlays/example", "overlays/cpu"}
 
 
+# kubectl's own output style: no leading "---", sequences not indented, files inlined.
+BUILT_YAMLLINT_CONFIG = (
+    "{extends: default, rules: {document-start: disable, line-length: disable, "
+    "indentation: {indent-sequences: false}}}"
+)
+
+
 @pytest.mark.parametrize("folder", KUSTOMIZATIONS, ids=_name)
-def test_kustomization_builds_and_every_object_validates(folder, kustomize):
-    objects = kustomize(folder)
+def test_kustomization_builds_lints_and_every_object_validates(folder, kustomize_text, find_tool):
+    built = kustomize_text(folder)
+    linted = subprocess.run(
+        [find_tool("yamllint"), "--strict", "-d", BUILT_YAMLLINT_CONFIG, "-"],
+        input=built,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    objects = [doc for doc in yaml.safe_load_all(built) if doc]
     assert objects
     for obj in objects:
         label = f"{obj['kind']}/{obj['metadata']['name']} in {_name(folder)}"
@@ -117,13 +136,13 @@ def test_the_routes_hash_on_the_session_header(kustomize):
     assert re.search(r"^\s*hash-type consistent$", haproxy, re.MULTILINE)
 
 
-def test_the_autoscaler_uses_a_metric_the_teacher_exports(kustomize):
-    from cloud_teacher.metrics import METRIC_NAMES
-
+def test_the_autoscaler_uses_a_gauge_the_teacher_exports(kustomize):
     objects = kustomize(DEPLOY / "base")
     hpa = find_object(objects, "HorizontalPodAutoscaler", "relay-teacher")["spec"]
     (metric,) = hpa["metrics"]
-    assert metric["pods"]["metric"]["name"] in METRIC_NAMES
+    name = metric["pods"]["metric"]["name"]
+    exported = generate_latest(TeacherMetrics(sessions_held=lambda: 0).registry).decode()
+    assert f"# TYPE {name} gauge" in exported.splitlines()
 
 
 def _settings_from_environment(variables: dict[str, str], monkeypatch) -> TeacherSettings:
