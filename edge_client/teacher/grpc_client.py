@@ -10,7 +10,8 @@ Each attempt has its own deadline; tenacity retries UNAVAILABLE, DEADLINE_EXCEED
 RESOURCE_EXHAUSTED with jittered exponential back-off, bounded by attempts and by the call's
 latency budget, reusing the request (and so its request_id: the teacher replays, never
 re-generates or re-bills). grpc.RpcError is mapped to the edge's errors in `_map_rpc_error`
-only; retries key on `TeacherUnavailableError`.
+only; retries key on `TeacherUnavailableError`. Span calls also carry the session id as the
+`x-relay-session` header, which session-hashing proxies route on (relay_common/routing.py).
 """
 
 from __future__ import annotations
