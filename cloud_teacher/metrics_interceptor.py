@@ -1,6 +1,8 @@
 """Feeds `TeacherMetrics` from the relay.v1 calls as they pass, without touching the handlers.
 
-It sits outside `ErrorStatusInterceptor`, so it sees the status code a call ends with.
+It sits inside `ErrorStatusInterceptor`: it sees a `TeacherError` before that interceptor sends
+its status, and names the code with the same mapping (`status_for`). Everything is counted
+before the client gets its answer, so a scrape right after a call sees it.
 Each call's labels come from `CALL_LABELS`: to add one to every per-call metric (e.g. the API
 key's name), add its name and how to read it from the call's context there.
 """
@@ -13,8 +15,9 @@ from typing import Any
 
 import grpc
 
+from cloud_teacher.errors import TeacherError
 from cloud_teacher.handlers import StreamBehavior, UnaryBehavior, wrap_handler
-from cloud_teacher.interceptors import SERVICE_PREFIX
+from cloud_teacher.interceptors import SERVICE_PREFIX, status_for
 from cloud_teacher.metrics import Labels, TeacherMetrics
 from relay_proto import relay_pb2
 
@@ -64,18 +67,22 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             labels = _labels(context)
             self._started(method, labels)
+            ended = False
             try:
-                last = None
                 async for response in behavior(request, context):
-                    last = response
+                    if method in _SPAN_METHODS and response.finish_reason:
+                        # The last piece: counted before the client sees it.
+                        self._finished(method, labels, response)
+                        self._ended(method, labels)
+                        ended = True
                     yield response
             except BaseException as exc:
-                self._failed(method, labels, context, exc)
+                if not ended:
+                    self._failed(method, labels, context, exc)
                 raise
-            else:
-                self._finished(method, labels, last)
             finally:
-                self._ended(method, labels)
+                if not ended:
+                    self._ended(method, labels)
 
         return stream
 
@@ -89,7 +96,7 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
 
     def _finished(self, method: str, labels: Labels, response: Any) -> None:
         """A span response (GenerateSpan's, or StreamSpan's last piece) carries the usage."""
-        if method not in _SPAN_METHODS or response is None:
+        if method not in _SPAN_METHODS:
             return
         reason = relay_pb2.FinishReason.Name(response.finish_reason)
         self._metrics.span_finished(
@@ -113,8 +120,10 @@ def _labels(context: grpc.aio.ServicerContext) -> dict[str, str]:
 
 
 def _status_name(context: grpc.aio.ServicerContext, exc: BaseException) -> str:
-    """The status the call ended with: set by an abort, else what gRPC makes of `exc`."""
-    code = context.code()
+    """The status the call ends with."""
+    if isinstance(exc, TeacherError):
+        return status_for(exc).name
+    code = context.code()  # set when the handler aborted the call itself
     if isinstance(code, grpc.StatusCode):
         return code.name
     if isinstance(exc, (asyncio.CancelledError, GeneratorExit)):

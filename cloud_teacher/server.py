@@ -103,10 +103,10 @@ def create_server(settings: TeacherSettings, engine: Engine) -> tuple[TeacherSer
         )
     )
     server = grpc.aio.server(
-        # The metrics see the status codes ErrorStatusInterceptor sets, so they come first.
+        # The first is the outermost: the metrics see domain errors before they become statuses.
         interceptors=[
-            *([] if metrics is None else [MetricsInterceptor(metrics)]),
             ErrorStatusInterceptor(),
+            *([] if metrics is None else [MetricsInterceptor(metrics)]),
         ],
         # Without this a second teacher on the same port binds too and shares its calls.
         options=[("grpc.so_reuseport", 0)],
