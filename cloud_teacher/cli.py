@@ -47,6 +47,7 @@ def serve(
     ] = None,
     host: Annotated[str | None, typer.Option(help=_help("host"))] = None,
     port: Annotated[int | None, typer.Option(help=_help("port"))] = None,
+    metrics_port: Annotated[int | None, typer.Option(help=_help("metrics_port"))] = None,
     ready_file: Annotated[Path | None, typer.Option(help=_help("ready_file"))] = None,
     engine: Annotated[str | None, typer.Option(help=_help("engine"))] = None,
     model: Annotated[Path | None, typer.Option(help=_help("model"))] = None,
@@ -85,6 +86,7 @@ def serve(
     flags: dict[str, Any] = {
         "host": host,
         "port": port,
+        "metrics_port": metrics_port,
         "ready_file": ready_file,
         "engine": engine,
         "model": model,

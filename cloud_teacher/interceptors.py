@@ -2,7 +2,8 @@
 
 - `ErrorStatusInterceptor`: the one place domain errors become gRPC status codes (and a
   quota refusal gets its `google.rpc.RetryInfo`);
-- `CallerInterceptor`: who is calling (API key), and the per-caller limits.
+- `CallerInterceptor`: who is calling (API key), and the per-caller limits;
+- `MetricsInterceptor` (metrics_interceptor.py) builds on `RelayInterceptor` too.
 
     grpc.aio.server(interceptors=[ErrorStatusInterceptor(), CallerInterceptor(keys, limits)])
 
@@ -68,7 +69,7 @@ def status_for(error: TeacherError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
-class _RelayInterceptor(grpc.aio.ServerInterceptor):
+class RelayInterceptor(grpc.aio.ServerInterceptor):
     """Wraps the behaviour of relay.v1 methods with `wrap_unary` / `wrap_stream`."""
 
     async def intercept_service(
@@ -121,7 +122,7 @@ def _check_decoded(request: Any, method: str) -> None:
         )
 
 
-class ErrorStatusInterceptor(_RelayInterceptor):
+class ErrorStatusInterceptor(RelayInterceptor):
     """Aborts relay.v1 calls that raise `TeacherError` with its status code and message, and
     refuses undecodable requests with INVALID_ARGUMENT."""
 
@@ -180,7 +181,7 @@ def _with_retry_info(code: grpc.StatusCode, message: str, delay_s: float) -> sta
     return status_pb2.Status(code=code.value[0], message=message, details=[detail])
 
 
-class CallerInterceptor(_RelayInterceptor):
+class CallerInterceptor(RelayInterceptor):
     """Finds the caller from `authorization: Bearer <key>` (when the teacher has keys), makes
     it `current_caller` for the call, holds the call to the caller's concurrent-call limit and
     charges what it generated to the caller's quota (which the teacher checks before it

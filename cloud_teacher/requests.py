@@ -10,10 +10,12 @@ the text-mode context length is known only after rendering, so engines call
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cloud_teacher.errors import ContextTooLongError, InvalidRequestError, TokenizerMismatchError
 from relay_common.chat import ChatMessage
+from relay_common.routing import SESSION_HEADER, session_header_value
 from relay_common.sampling import SamplingParams
 from relay_proto import relay_pb2
 
@@ -80,6 +82,20 @@ def check_id(name: str, value: str) -> str:
             f"{name} must be 1 to {MAX_ID_LENGTH} characters, got {len(value)}; use e.g. a UUID"
         )
     return value
+
+
+def check_session_header(metadata: Iterable[tuple[str, str]], session_id: str) -> None:
+    """A call whose session header names another session than its body is refused: a proxy
+    routed it by the header, the teacher would serve and bill it by the body. No header is
+    fine (a client that does not go through a session-hashing proxy)."""
+    expected = session_header_value(session_id)
+    for key, value in metadata:
+        if key == SESSION_HEADER and value != expected:
+            raise InvalidRequestError(
+                f"the {SESSION_HEADER} header ({value!r}) does not match the request's "
+                f"session_id (expected {expected!r}, its percent-encoded form); send the "
+                "session_id of the body in the header, or leave the header out"
+            )
 
 
 def check_context_length(n_tokens: int, limits: Limits) -> None:

@@ -27,6 +27,8 @@ from cloud_teacher.engines.registry import create_engine
 from cloud_teacher.errors import ConfigError
 from cloud_teacher.interceptors import CallerInterceptor, ErrorStatusInterceptor
 from cloud_teacher.keys import KeyRing
+from cloud_teacher.metrics import MetricsEndpoint, TeacherMetrics
+from cloud_teacher.metrics_interceptor import CALL_LABELS, MetricsInterceptor
 from cloud_teacher.quota import CallerLimits
 from cloud_teacher.service import TeacherServicer
 from cloud_teacher.sessions import ReplayWindow, SessionBook
@@ -41,11 +43,30 @@ _HEALTH_SERVICES = ("", SERVICE_NAME)  # "" is the whole server
 
 
 class TeacherServer:
-    """A relay.v1 server; `stop(grace)` reports NOT_SERVING, then lets calls in flight end."""
+    """A relay.v1 server; `stop(grace)` reports NOT_SERVING, then lets calls in flight end.
 
-    def __init__(self, server: grpc.aio.Server, health_servicer: health.aio.HealthServicer) -> None:
+    `metrics_port` is the bound port of its /metrics endpoint, None without one.
+    """
+
+    def __init__(
+        self,
+        server: grpc.aio.Server,
+        health_servicer: health.aio.HealthServicer,
+        metrics: TeacherMetrics | None,
+    ) -> None:
         self._server = server
         self._health = health_servicer
+        self._metrics = metrics
+        self._metrics_endpoint: MetricsEndpoint | None = None
+
+    @property
+    def metrics_port(self) -> int | None:
+        return None if self._metrics_endpoint is None else self._metrics_endpoint.port
+
+    def serve_metrics(self, *, host: str, port: int) -> None:
+        """Starts /metrics on `host`:`port` (0: a free port); `ConfigError` if it cannot."""
+        if self._metrics is not None:
+            self._metrics_endpoint = self._metrics.serve(host=host, port=port)
 
     async def start(self) -> None:
         await self._server.start()
@@ -64,6 +85,8 @@ class TeacherServer:
         """Refuses new calls, waits up to `grace` seconds for those in flight, cancels the rest."""
         await self._health.enter_graceful_shutdown()
         await self._server.stop(grace)
+        if self._metrics_endpoint is not None:
+            self._metrics_endpoint.close()
 
 
 def create_server(
@@ -72,7 +95,8 @@ def create_server(
     """A server for `engine`, bound to `settings.host`:`settings.port` (0: a free port).
 
     `keys` are the accepted API keys (default: read from `settings.api_key_file`, if set).
-    Returns it with the port it bound; `ConfigError` when the address or a file cannot be used.
+    Returns it with the port it bound; `ConfigError` when an address or a file cannot be used.
+    With `settings.metrics_port` set, it also serves /metrics there.
     """
     if keys is None and settings.api_key_file is not None:
         keys = KeyRing.from_file(settings.api_key_file)
@@ -80,8 +104,30 @@ def create_server(
     limits = CallerLimits(
         tokens_per_minute=settings.key_tokens_per_minute, max_calls=settings.max_calls_per_key
     )
+    book = SessionBook(
+        ReplayWindow(
+            per_session=settings.replay_per_session,
+            seconds=settings.replay_seconds,
+            max_bytes=settings.replay_max_bytes,
+        ),
+        max_sessions=settings.max_sessions,
+    )
+    metrics = (
+        None
+        if settings.metrics_port is None
+        else TeacherMetrics(
+            sessions_held=lambda: book.sessions_held, call_labels=tuple(CALL_LABELS)
+        )
+    )
     server = grpc.aio.server(
-        interceptors=[ErrorStatusInterceptor(), CallerInterceptor(keys, limits)],
+        # The first is the outermost: errors raised inside get their status code there, and the
+        # metrics (innermost) know the caller's key and see domain errors before they become
+        # statuses.
+        interceptors=[
+            ErrorStatusInterceptor(),
+            CallerInterceptor(keys, limits),
+            *([] if metrics is None else [MetricsInterceptor(metrics)]),
+        ],
         options=[
             # Without this a second teacher on the same port binds too and shares its calls.
             ("grpc.so_reuseport", 0),
@@ -89,7 +135,7 @@ def create_server(
         ],
     )
     health_servicer = health.aio.HealthServicer()
-    teacher_server = TeacherServer(server, health_servicer)
+    teacher_server = TeacherServer(server, health_servicer, metrics)
 
     async def engine_died() -> None:
         log.error("the engine died; health is NOT_SERVING until the teacher is restarted")
@@ -98,14 +144,7 @@ def create_server(
     teacher = Teacher(
         engine,
         limits=settings.limits,
-        book=SessionBook(
-            ReplayWindow(
-                per_session=settings.replay_per_session,
-                seconds=settings.replay_seconds,
-                max_bytes=settings.replay_max_bytes,
-            ),
-            max_sessions=settings.max_sessions,
-        ),
+        book=book,
         max_pending=settings.max_pending,
         on_engine_dead=engine_died,
         before_generating=lambda request: limits.check_quota(request.tenant),
@@ -135,6 +174,8 @@ def create_server(
             f"cannot listen on {address} (in use, or not an address of this machine); "
             "choose another --port or --host, or stop the process using it"
         ) from exc
+    if settings.metrics_port is not None:
+        teacher_server.serve_metrics(host=settings.host, port=settings.metrics_port)
     return teacher_server, port
 
 
@@ -198,6 +239,10 @@ async def serve(settings: TeacherSettings) -> None:
         await server.start()
         address = format_address(settings.host, port)
         log.info("serving relay.v1 on %s", address)
+        if server.metrics_port is not None:
+            log.info(
+                "metrics at http://%s/metrics", format_address(settings.host, server.metrics_port)
+            )
         try:
             if settings.ready_file is not None:
                 _write_atomically(settings.ready_file, address)

@@ -11,7 +11,12 @@ from collections.abc import AsyncIterator
 import grpc
 
 from cloud_teacher.keys import current_caller
-from cloud_teacher.requests import SpanRequest, check_id, parse_span_request
+from cloud_teacher.requests import (
+    SpanRequest,
+    check_id,
+    check_session_header,
+    parse_span_request,
+)
 from cloud_teacher.sessions import SessionUsage
 from cloud_teacher.spans import FinishReason, Piece, SpanUsage
 from cloud_teacher.teacher import SpanDone, Teacher
@@ -46,7 +51,7 @@ class TeacherServicer(relay_pb2_grpc.TeacherServiceServicer):
     async def GenerateSpan(
         self, request: relay_pb2.GenerateSpanRequest, context: grpc.aio.ServicerContext
     ) -> relay_pb2.GenerateSpanResponse:
-        done = await self._teacher.generate_span(self._parse(request.span))
+        done = await self._teacher.generate_span(self._parse(request.span, context))
         return relay_pb2.GenerateSpanResponse(
             token_ids=done.span.token_ids,
             text=done.span.text,
@@ -58,7 +63,7 @@ class TeacherServicer(relay_pb2_grpc.TeacherServiceServicer):
     async def StreamSpan(
         self, request: relay_pb2.StreamSpanRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[relay_pb2.StreamSpanResponse]:
-        async for event in self._teacher.stream_span(self._parse(request.span)):
+        async for event in self._teacher.stream_span(self._parse(request.span, context)):
             yield _stream_response(event)
 
     async def GetSessionUsage(
@@ -83,7 +88,8 @@ class TeacherServicer(relay_pb2_grpc.TeacherServiceServicer):
             )
         )
 
-    def _parse(self, span: relay_pb2.SpanRequest) -> SpanRequest:
+    def _parse(self, span: relay_pb2.SpanRequest, context: grpc.aio.ServicerContext) -> SpanRequest:
+        check_session_header(context.invocation_metadata() or (), span.session_id)
         info = self._teacher.info
         return parse_span_request(
             span,

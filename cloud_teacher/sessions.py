@@ -183,6 +183,11 @@ class SessionBook:
         if event is not None:
             event.set()
 
+    @property
+    def sessions_held(self) -> int:
+        """Sessions whose usage is kept."""
+        return len(self._sessions)
+
     def totals(self, tenant: str, session_id: str) -> SessionUsage:
         """A copy of the session's totals; zeros if it has none."""
         usage = self._sessions.get((tenant, session_id))

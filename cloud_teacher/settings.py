@@ -29,6 +29,13 @@ class TeacherSettings(FileSettings):
 
     host: str = Field("127.0.0.1", min_length=1, description="Address to listen on.")
     port: int = Field(50051, ge=0, le=65535, description="Port to listen on; 0 picks a free one.")
+    metrics_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Serve Prometheus metrics at /metrics on this port (same host); "
+        "0 picks a free one; unset: no metrics.",
+    )
     ready_file: Path | None = Field(
         None,
         description="Once serving, write HOST:PORT (the bound port) to this file, atomically.",

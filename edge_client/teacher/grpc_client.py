@@ -10,7 +10,8 @@ Each attempt has its own deadline; tenacity retries UNAVAILABLE, DEADLINE_EXCEED
 RESOURCE_EXHAUSTED with jittered exponential back-off, bounded by attempts and by the call's
 latency budget, reusing the request (and so its request_id: the teacher replays, never
 re-generates or re-bills). grpc.RpcError is mapped to the edge's errors in `_map_rpc_error`
-only; retries key on `TeacherUnavailableError`.
+only; retries key on `TeacherUnavailableError`. Span calls also carry the session id as the
+`x-relay-session` header, which session-hashing proxies route on (relay_common/routing.py).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from edge_client.teacher.channel import ChannelSecurity, open_channel
 from edge_client.teacher.client import SpanQuery, SpanReply, TeacherInfo, TeacherState
 from edge_client.teacher.settings import TeacherClientSettings
 from edge_client.teacher.wire import info_from_proto, span_request_to_proto
+from relay_common.routing import SESSION_HEADER, session_header_value
 from relay_proto import relay_pb2, relay_pb2_grpc
 
 ResponseT = TypeVar("ResponseT", bound=Message)
@@ -127,7 +129,9 @@ class GrpcTeacherClient:
 
     def generate_span(self, request: SpanQuery) -> SpanReply:
         message = span_request_to_proto(request)
-        response, outcome = self._call(self._stub.GenerateSpan, message)
+        # A session-hashing proxy routes on this header: it cannot read the body.
+        metadata = ((SESSION_HEADER, session_header_value(request.session_id)),)
+        response, outcome = self._call(self._stub.GenerateSpan, message, metadata=metadata)
         return SpanReply(
             token_ids=list(response.token_ids),
             text=response.text,
@@ -142,7 +146,11 @@ class GrpcTeacherClient:
         self._channel.close()
 
     def _call(
-        self, method: Callable[..., ResponseT], request: Message
+        self,
+        method: Callable[..., ResponseT],
+        request: Message,
+        *,
+        metadata: tuple[tuple[str, str], ...] = (),
     ) -> tuple[ResponseT, _Outcome]:
         """One call through the breaker, with retries; returns the response and what the call
         cost (latency measured here, back-off included). A TeacherCallError carries the same."""
@@ -163,7 +171,11 @@ class GrpcTeacherClient:
             outcome.wire_bytes += request_bytes
             remaining_s = budget_s - (time.perf_counter() - started)
             try:
-                response = method(request, timeout=min(self.settings.deadline_s, remaining_s))
+                response = method(
+                    request,
+                    timeout=min(self.settings.deadline_s, remaining_s),
+                    metadata=metadata,
+                )
             except grpc.RpcError as exc:
                 raise _map_rpc_error(exc, address=self.address) from exc
             outcome.wire_bytes += response.ByteSize()
