@@ -95,9 +95,11 @@ def test_dockerfile_lints_clean(dockerfile, find_tool):
 def test_probes_and_services_name_the_port_the_teacher_listens_on(overlay, kustomize, monkeypatch):
     objects = kustomize(overlay)
     config_map = find_object(objects, "ConfigMap", "relay-teacher")
-    settings = _settings_from_environment(config_map["data"], monkeypatch)
-    assert settings.host == "0.0.0.0", "the probes and the proxy connect from outside the pod"
     pod = find_object(objects, "Deployment", "relay-teacher")["spec"]["template"]["spec"]
+    settings = _settings_from_environment(config_map["data"], pod, objects, monkeypatch)
+    assert settings.host == "0.0.0.0", "the probes and the proxy connect from outside the pod"
+    # Not loopback: without this the teacher refuses plaintext (the probes cannot speak TLS).
+    assert settings.allow_insecure
     (container,) = (c for c in pod["containers"] if c["name"] == "teacher")
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     assert ports == {"grpc": settings.port, "metrics": settings.metrics_port}
@@ -145,10 +147,24 @@ def test_the_autoscaler_uses_a_gauge_the_teacher_exports(kustomize):
     assert f"# TYPE {name} gauge" in exported.splitlines()
 
 
-def _settings_from_environment(variables: dict[str, str], monkeypatch) -> TeacherSettings:
-    """The settings the teacher reads from these variables, as in its pod (a ConfigMap's)."""
+def _settings_from_environment(
+    variables: dict[str, str], pod: dict, objects: list[dict], monkeypatch
+) -> TeacherSettings:
+    """The settings the teacher reads from these variables, as in its pod (a ConfigMap's).
+
+    The API key file is the mounted Secret's: checked to be one of its keys, then left out
+    (the settings check that the file exists, and it exists only in the pod)."""
     for name in [name for name in os.environ if name.startswith(ENV_PREFIX)]:
         monkeypatch.delenv(name)
+    variables = dict(variables)
+    key_file = variables.pop(f"{ENV_PREFIX}API_KEY_FILE", None)
+    assert key_file is not None, "the teacher must require API keys"
+    (container,) = (c for c in pod["containers"] if c["name"] == "teacher")
+    (mount,) = (m for m in container["volumeMounts"] if m["name"] == "secrets")
+    (volume,) = (v for v in pod["volumes"] if v["name"] == "secrets")
+    secret = find_object(objects, "Secret", volume["secret"]["secretName"])
+    folder, _, name = key_file.rpartition("/")
+    assert folder == mount["mountPath"] and name in secret["stringData"]
     for name, value in variables.items():
         assert name.startswith(ENV_PREFIX), f"{name} is not a teacher setting"
         monkeypatch.setenv(name, value)
