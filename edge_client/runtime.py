@@ -19,7 +19,7 @@ from pathlib import Path
 
 from edge_client.ledger.store import Ledger
 from edge_client.policies.registry import build_policy
-from edge_client.relay.events import RelayEvent
+from edge_client.relay.events import RelayEvent, TeacherCall
 from edge_client.relay.loop import RelayOptions, RelaySession
 from edge_client.relay.usage import Usage
 from edge_client.settings import LOCAL_TEACHER, EdgeSettings
@@ -60,16 +60,22 @@ class EdgeRuntime:
         self.session.teacher = self._teacher if online else None
 
     def answer(self, messages: Sequence[ChatMessage]) -> Generator[RelayEvent, None, Usage]:
-        """The session's answer to `messages`, each event recorded before it is yielded."""
+        """The session's answer to `messages`, each event recorded before it is yielded (a
+        teacher call together with its span's tokens)."""
         self.cancel.clear()
         answer = self.session.answer(messages)
+        held: list[RelayEvent] = []
         while True:
             try:
                 event = next(answer)
             except StopIteration as done:
                 return done.value
-            self.ledger.record(self.session.session_id, event)
-            yield event
+            held.append(event)
+            if isinstance(event, TeacherCall) and event.received > 0:
+                continue  # its span's tokens come next: one transaction for both
+            self.ledger.record(self.session.session_id, *held)
+            yield from held
+            held.clear()
 
 
 def resolve_teacher(settings: EdgeSettings) -> str | None:
@@ -127,7 +133,7 @@ def open_runtime(settings: EdgeSettings) -> Iterator[EdgeRuntime]:
                     temperature=settings.temperature, top_p=settings.top_p, seed=settings.seed
                 ),
             ),
-            is_cancelled=cancel.is_set,
+            cancel=cancel,
         )
         mode = relay_mode(session)
         ledger.start_session(
