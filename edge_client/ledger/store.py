@@ -14,8 +14,9 @@ most the span in flight and never stores a call without its tokens. The counting
 `Usage.add`'s, not repeated here; each teacher call (failed and unsent ones too) also gets
 its own row in `teacher_calls`, with its request_id and the teacher's own usage. Each answer
 has a row in `answers`, 'incomplete' until its AnswerFinished; a session is 'incomplete'
-while one of its answers is. Journal mode WAL with synchronous=NORMAL keeps a commit per token cheap (no
-fsync each time) while surviving a crash of the process; a power cut may lose the last commits.
+while one of its answers is. Journal mode WAL with synchronous=NORMAL keeps a commit per
+token cheap (no fsync each time) while surviving a crash of the process; a power cut may lose
+the last commits.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ AnswerFinished   the last event of an answer
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from edge_client.teacher.client import TeacherUsage
 
@@ -58,7 +58,7 @@ class TeacherCall:
     error: str | None = None
     outcome: CallOutcome = CallOutcome.ANSWERED
     request_id: str = ""
-    teacher_usage: TeacherUsage = TeacherUsage()  # zeros unless ANSWERED
+    teacher_usage: TeacherUsage = field(default_factory=TeacherUsage)  # zeros unless ANSWERED
 
     def __post_init__(self) -> None:
         if (self.error is None) != (self.outcome is CallOutcome.ANSWERED):
