@@ -24,6 +24,7 @@ from edge_client.relay.loop import RelayOptions, RelaySession
 from edge_client.relay.usage import Usage
 from edge_client.settings import LOCAL_TEACHER, EdgeSettings
 from edge_client.student.llama_student import LlamaStudent
+from edge_client.teacher.address import check_host_exists
 from edge_client.teacher.client import TeacherClient, TeacherState
 from edge_client.teacher.grpc_client import GrpcTeacherClient
 from edge_client.teacher.local import start_local_teacher
@@ -96,6 +97,9 @@ def _relay_teacher_installed() -> bool:
 @contextmanager
 def open_runtime(settings: EdgeSettings) -> Iterator[EdgeRuntime]:
     """Loads the student, connects (or starts) the teacher, opens the ledger."""
+    target = resolve_teacher(settings)
+    if target not in (None, LOCAL_TEACHER):
+        check_host_exists(target)  # before the slow part: a typo fails at once
     with ExitStack() as stack:
         ledger = Ledger(settings.ledger_path)
         stack.callback(ledger.close)
@@ -103,7 +107,6 @@ def open_runtime(settings: EdgeSettings) -> Iterator[EdgeRuntime]:
         stack.callback(student.close)
         teacher: TeacherClient | None = None
         label = "none"
-        target = resolve_teacher(settings)
         if target == LOCAL_TEACHER:
             local = stack.enter_context(start_local_teacher(model=settings.teacher_model))
             target, label = local.address, f"local ({local.address})"
