@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -91,9 +91,14 @@ def find_teacher_executable() -> str:
 
 
 def start_local_teacher(
-    *, model: str | os.PathLike[str] | None = None, slots: int = 1, timeout_s: float = 120.0
+    *,
+    model: str | os.PathLike[str] | None = None,
+    slots: int = 1,
+    timeout_s: float = 120.0,
+    extra_args: Sequence[str] = (),
 ) -> LocalTeacher:
     """Starts `relay-teacher serve` on a free loopback port and waits until it serves.
+    `extra_args` are more `relay-teacher serve` flags (e.g. limits).
 
     Raises ConfigError when relay-teacher is missing, EdgeError when it exits before serving
     (with the end of its log) or is not serving within `timeout_s`.
@@ -109,6 +114,7 @@ def start_local_teacher(
     command += ["--slots", str(slots)]
     if model is not None:
         command += ["--model", os.fspath(model)]
+    command += extra_args
     try:
         with log_path.open("wb") as log:
             # A session of its own: Ctrl-C in the terminal (which may only cancel an answer in
