@@ -1,12 +1,13 @@
 """A TCP proxy on loopback for fault injection between the edge and a real teacher.
+Modes change while connections are open, from the test's thread.
 
-proxy = TcpProxy(upstream="127.0.0.1:50051")       # runs its own asyncio loop in a thread
-client = GrpcTeacherClient(proxy.address)
-proxy.mode = Mode.STALL     # hold every byte, both ways, until the mode changes
-proxy.wait_for_client_bytes(above=proxy.client_bytes)   # a request is in flight
-proxy.mode = Mode.RESET     # reset every connection (RST), and each new one at once
-proxy.mode = Mode.FORWARD   # pass bytes through again (held ones first)
-proxy.close()
+    proxy = TcpProxy(upstream="127.0.0.1:50051")   # its own asyncio loop, in a thread
+    client = GrpcTeacherClient(proxy.address)
+    proxy.mode = Mode.STALL      # hold every byte, both ways, until the mode changes
+    proxy.wait_for_held_bytes()  # a call is in flight: its request or its response is held
+    proxy.mode = Mode.RESET      # reset every connection (RST), and each new one at once
+    proxy.mode = Mode.FORWARD    # pass bytes through again (held ones first)
+    proxy.close()
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class TcpProxy:
         self._upstream = (host, int(port))
         self._mode = Mode.FORWARD
         self._changed = threading.Condition()
-        self.client_bytes = 0  # bytes received from clients so far
+        self.held_bytes = 0  # bytes held back by STALL so far
         self._writers: set[asyncio.StreamWriter] = set()
         self._loop = asyncio.new_event_loop()
         self._mode_changed: asyncio.Event | None = None
@@ -49,9 +50,9 @@ class TcpProxy:
         with self._changed:
             self._changed.wait_for(lambda: self._mode is mode, timeout=10)
 
-    def wait_for_client_bytes(self, *, above: int, timeout_s: float = 60.0) -> bool:
+    def wait_for_held_bytes(self, *, timeout_s: float = 120.0) -> bool:
         with self._changed:
-            return self._changed.wait_for(lambda: self.client_bytes > above, timeout=timeout_s)
+            return self._changed.wait_for(lambda: self.held_bytes > 0, timeout=timeout_s)
 
     def close(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -88,21 +89,19 @@ class TcpProxy:
             return
         self._writers |= {writer, up_writer}
         await asyncio.gather(
-            self._pipe(reader, up_writer, from_client=True),
-            self._pipe(up_reader, writer, from_client=False),
+            self._pipe(reader, up_writer),
+            self._pipe(up_reader, writer),
             return_exceptions=True,
         )
         for each in (writer, up_writer):
             self._writers.discard(each)
             each.close()
 
-    async def _pipe(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, from_client: bool
-    ) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while data := await reader.read(65536):
-            if from_client:
+            if self._mode is Mode.STALL:
                 with self._changed:
-                    self.client_bytes += len(data)
+                    self.held_bytes += len(data)
                     self._changed.notify_all()
             while self._mode is Mode.STALL:
                 assert self._mode_changed is not None
