@@ -14,9 +14,18 @@ import grpc
 import pytest
 from tcp_proxy import TcpProxy
 
+from edge_client.student.llama_student import LlamaStudent
 from relay_proto import relay_pb2, relay_pb2_grpc
 
 RELAY_EDGE = str(Path(sys.executable).with_name("relay-edge"))
+
+
+@pytest.fixture(scope="module")
+def student() -> Iterator[LlamaStudent]:
+    """A student of these tests' own: the shared one's KV cache stays as other tests expect."""
+    model = LlamaStudent(n_ctx=2048)
+    yield model
+    model.close()
 
 
 @pytest.fixture
