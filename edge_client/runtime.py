@@ -19,11 +19,12 @@ from pathlib import Path
 
 from edge_client.ledger.store import Ledger
 from edge_client.policies.registry import build_policy
-from edge_client.relay.events import RelayEvent
+from edge_client.relay.events import RelayEvent, TeacherCall
 from edge_client.relay.loop import RelayOptions, RelaySession
 from edge_client.relay.usage import Usage
 from edge_client.settings import LOCAL_TEACHER, EdgeSettings, channel_security
 from edge_client.student.llama_student import LlamaStudent
+from edge_client.teacher.address import check_host_exists
 from edge_client.teacher.client import TeacherClient, TeacherState
 from edge_client.teacher.grpc_client import GrpcTeacherClient
 from edge_client.teacher.local import start_local_teacher
@@ -60,16 +61,22 @@ class EdgeRuntime:
         self.session.teacher = self._teacher if online else None
 
     def answer(self, messages: Sequence[ChatMessage]) -> Generator[RelayEvent, None, Usage]:
-        """The session's answer to `messages`, each event recorded before it is yielded."""
+        """The session's answer to `messages`, each event recorded before it is yielded (a
+        teacher call together with its span's tokens)."""
         self.cancel.clear()
         answer = self.session.answer(messages)
+        held: list[RelayEvent] = []
         while True:
             try:
                 event = next(answer)
             except StopIteration as done:
                 return done.value
-            self.ledger.record(self.session.session_id, event)
-            yield event
+            held.append(event)
+            if isinstance(event, TeacherCall) and event.received > 0:
+                continue  # its span's tokens come next: one transaction for both
+            self.ledger.record(self.session.session_id, *held)
+            yield from held
+            held.clear()
 
 
 def resolve_teacher(settings: EdgeSettings) -> str | None:
@@ -90,6 +97,13 @@ def _relay_teacher_installed() -> bool:
 @contextmanager
 def open_runtime(settings: EdgeSettings) -> Iterator[EdgeRuntime]:
     """Loads the student, connects (or starts) the teacher, opens the ledger."""
+    target = resolve_teacher(settings)
+    # The local teacher is plaintext on loopback without keys; a remote one may not be.
+    security = None
+    if target not in (None, LOCAL_TEACHER):
+        # Before the slow part: a typo in the address or a bad key file fails at once.
+        check_host_exists(target)
+        security = channel_security(settings)
     with ExitStack() as stack:
         ledger = Ledger(settings.ledger_path)
         stack.callback(ledger.close)
@@ -97,15 +111,11 @@ def open_runtime(settings: EdgeSettings) -> Iterator[EdgeRuntime]:
         stack.callback(student.close)
         teacher: TeacherClient | None = None
         label = "none"
-        # The local teacher is plaintext on loopback without keys; a remote one may not be.
-        security = None
-        target = resolve_teacher(settings)
         if target == LOCAL_TEACHER:
             local = stack.enter_context(start_local_teacher(model=settings.teacher_model))
             target, label = local.address, f"local ({local.address})"
         elif target is not None:
             label = target
-            security = channel_security(settings)
         if target is not None:
             client = GrpcTeacherClient(target, settings=settings.teacher_client, security=security)
             stack.callback(client.close)
@@ -130,7 +140,7 @@ def open_runtime(settings: EdgeSettings) -> Iterator[EdgeRuntime]:
                     temperature=settings.temperature, top_p=settings.top_p, seed=settings.seed
                 ),
             ),
-            is_cancelled=cancel.is_set,
+            cancel=cancel,
         )
         mode = relay_mode(session)
         ledger.start_session(

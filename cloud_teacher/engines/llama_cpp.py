@@ -217,7 +217,7 @@ def _run_span(
             emit(Piece(token_ids=(token_id,), text=piece_text))
         return SpanEnd(
             finish_reason=finish,
-            tail_text=decoder.decode(b"", final=True),
+            tail_text=_tail_text(decoder, request.context),
             prompt_tokens=len(prompt),
             cached_prompt_tokens=cached,
             queue_time_ms=queue_time_ms,
@@ -225,6 +225,18 @@ def _run_span(
         )
     finally:
         emit(None)
+
+
+def _tail_text(decoder: codecs.IncrementalDecoder, context: TokenContext | TextContext) -> str:
+    """Text of the bytes still pending at the span's end (a character cut by max_tokens).
+
+    In text mode the edge continues from the text alone, so a cut character would become
+    U+FFFD for good: it is left out, and the next span, continuing the text, writes it whole.
+    In token mode the edge reads the token ids; the text is for display only.
+    """
+    if isinstance(context, TextContext):
+        return ""
+    return decoder.decode(b"", final=True)
 
 
 def _turn_scanner(model: GgufModel, context: TokenContext | TextContext) -> StopScanner | None:

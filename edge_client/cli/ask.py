@@ -9,7 +9,7 @@ from dataclasses import asdict
 from rich.console import Console
 
 from edge_client.cli.interrupt import cancel_on_interrupt
-from edge_client.cli.render import join_spans, stream_tokens, usage_line
+from edge_client.cli.render import join_spans, refusal_note, stream_tokens, usage_line
 from edge_client.relay.events import AnswerFinished, TokensAppended
 from edge_client.runtime import conversation_start, open_runtime
 from edge_client.settings import EdgeSettings
@@ -50,3 +50,6 @@ def run_ask(
             out.print()
             out.file.flush()  # the answer's last line before the usage line on stderr
             err.print(usage_line(usage, runtime.teacher_state), style="dim")
+        note = refusal_note(runtime.teacher_state)
+        if note is not None:
+            err.print(note)

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edge_client.cli.interrupt import cancel_on_interrupt
-from edge_client.cli.render import legend, stream_tokens, usage_line
+from edge_client.cli.render import legend, refusal_note, stream_tokens, usage_line
 from edge_client.relay.events import AnswerEndReason, AnswerFinished, TokensAppended
 from edge_client.runtime import EdgeRuntime, conversation_start, open_runtime
 from edge_client.settings import EdgeSettings
@@ -29,6 +29,7 @@ class ChatSession:
         self.settings = settings
         self.console = console
         self.messages = conversation_start(settings)
+        self._told_refusal = False
 
     def run(self) -> None:
         self._banner()
@@ -92,6 +93,10 @@ class ChatSession:
         self.console.print(
             usage_line(self.runtime.session.usage, self.runtime.teacher_state), style="dim"
         )
+        note = refusal_note(self.runtime.teacher_state)
+        if note is not None and not self._told_refusal:
+            self.console.print(note)
+            self._told_refusal = True
 
     def _banner(self) -> None:
         session = self.runtime.session

@@ -20,6 +20,7 @@ STATE_STYLES = {
     TeacherState.ONLINE: "green",
     TeacherState.DEGRADED: "yellow",
     TeacherState.OFFLINE: "red",
+    TeacherState.REFUSED: "red",
 }
 
 
@@ -48,9 +49,21 @@ def usage_line(usage: Usage, state: TeacherState | None) -> Text:
     line.append(
         f" · student {usage.student_tokens} · teacher {usage.teacher_tokens} tokens · "
         f"calls {usage.teacher_calls} ({usage.teacher_failures} failed, "
-        f"{usage.fallback_spans} fallback) · offload {usage.offload_ratio:.1%}"
+        f"{usage.calls_not_sent} not sent, {usage.fallback_spans} fallback) · "
+        f"offload {usage.offload_ratio:.1%}"
     )
     return line
+
+
+def refusal_note(state: TeacherState | None) -> Text | None:
+    """What to tell the user when the teacher refuses the edge's credentials, else None."""
+    if state is not TeacherState.REFUSED:
+        return None
+    return Text(
+        "the teacher refuses this edge's API key: no more calls are made in this session and "
+        "the student answers alone; fix the key and start again",
+        style="red",
+    )
 
 
 @dataclass(slots=True)

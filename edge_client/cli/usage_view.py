@@ -56,6 +56,7 @@ def usage_document(records: Sequence[SessionRecord]) -> dict[str, Any]:
                 "teacher": record.teacher,
                 "policy": record.policy,
                 "mode": record.mode,
+                "status": record.status,
                 "usage": record.usage.as_dict(),
             }
             for record in records

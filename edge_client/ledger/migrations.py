@@ -96,3 +96,44 @@ def m001_sessions_and_teacher_calls(db: sqlite3.Connection) -> None:
         """
     )
     db.execute("CREATE INDEX teacher_calls_session ON teacher_calls (session_id)")
+
+
+@migration
+def m002_call_reconciliation_and_answer_status(db: sqlite3.Connection) -> None:
+    # Each call's idempotency key and what the teacher itself counted for it, so the ledger can
+    # be reconciled with the teacher's GetSessionUsage; and what became of the call (only
+    # calls that went out are teacher calls).
+    for column in (
+        "outcome TEXT NOT NULL DEFAULT 'answered'",
+        "request_id TEXT",
+        "teacher_prompt_tokens INTEGER NOT NULL DEFAULT 0",
+        "teacher_cached_prompt_tokens INTEGER NOT NULL DEFAULT 0",
+        "teacher_generated_tokens INTEGER NOT NULL DEFAULT 0",
+        "teacher_replayed INTEGER NOT NULL DEFAULT 0",
+    ):
+        db.execute(f"ALTER TABLE teacher_calls ADD COLUMN {column}")
+    # Earlier ledgers counted every failed call as the teacher being unavailable.
+    db.execute("UPDATE teacher_calls SET outcome = 'unavailable' WHERE error IS NOT NULL")
+    db.execute("CREATE INDEX teacher_calls_request ON teacher_calls (request_id)")
+    # New Usage counters; and whether every answer of the session finished ('complete') or
+    # one was cut short by the edge dying ('incomplete').
+    for column in (
+        "calls_not_sent INTEGER NOT NULL DEFAULT 0",
+        "cancelled_calls INTEGER NOT NULL DEFAULT 0",
+        "status TEXT NOT NULL DEFAULT 'complete'",
+    ):
+        db.execute(f"ALTER TABLE sessions ADD COLUMN {column}")
+    # One row per answer: 'incomplete' from its first event until its last.
+    db.execute(
+        """
+        CREATE TABLE answers (
+            id INTEGER PRIMARY KEY,
+            session_id TEXT NOT NULL REFERENCES sessions (id),
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            status TEXT NOT NULL,
+            finish_reason TEXT
+        )
+        """
+    )
+    db.execute("CREATE INDEX answers_session ON answers (session_id)")

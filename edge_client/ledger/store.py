@@ -5,12 +5,18 @@
                              policy="confidence")
         for event in relay_events:
             ledger.record(session_id, event)       # committed before it returns
+        ledger.record(session_id, call, tokens)    # a call and its span: one transaction
         ledger.session(session_id).usage           # Usage, as `Usage.add` counted it
+        ledger.teacher_usage(session_id)           # what the teacher counted, to reconcile
 
-Every event commits on its own, so a crash loses at most the span in flight. The counting is
-`Usage.add`'s, not repeated here; each teacher call (failed ones too) also gets its own row in
-`teacher_calls`. Journal mode WAL with synchronous=NORMAL keeps a commit per token cheap (no
-fsync each time) while surviving a crash of the process; a power cut may lose the last commits.
+Every event commits on its own (a teacher call with its span's tokens), so a crash loses at
+most the span in flight and never stores a call without its tokens. The counting is
+`Usage.add`'s, not repeated here; each teacher call (failed and unsent ones too) also gets
+its own row in `teacher_calls`, with its request_id and the teacher's own usage. Each answer
+has a row in `answers`, 'incomplete' until its AnswerFinished; a session is 'incomplete'
+while one of its answers is. Journal mode WAL with synchronous=NORMAL keeps a commit per
+token cheap (no fsync each time) while surviving a crash of the process; a power cut may lose
+the last commits.
 """
 
 from __future__ import annotations
@@ -28,15 +34,22 @@ import platformdirs
 
 from edge_client.errors import LedgerError
 from edge_client.ledger.migrations import migrate
-from edge_client.relay.events import RelayEvent, TeacherCall
+from edge_client.relay.events import (
+    AnswerFinished,
+    AnswerStarted,
+    CallOutcome,
+    RelayEvent,
+    TeacherCall,
+)
 from edge_client.relay.usage import Usage
+from edge_client.teacher.client import TeacherUsage
 
 PATH_ENV_VAR = "RELAY_LEDGER_PATH"
 
 # The sessions table has one column per Usage counter, with the same name.
 _USAGE_COLUMNS = tuple(field.name for field in fields(Usage))
 _SELECT_SESSIONS = (
-    "SELECT id, started_at, student_model, teacher, policy, mode, "
+    "SELECT id, started_at, student_model, teacher, policy, mode, status, "
     f"{', '.join(_USAGE_COLUMNS)} FROM sessions"
 )
 _UPDATE_USAGE = (
@@ -63,6 +76,18 @@ class SessionRecord:
     policy: str
     mode: str | None
     usage: Usage
+    status: str = "complete"  # "incomplete" while an answer has not finished (or never will)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedTeacherUsage:
+    """The teacher's own counts summed over a session's answered calls: what its
+    GetSessionUsage should report (each request_id is counted once on both sides)."""
+
+    spans: int
+    prompt_tokens: int
+    cached_prompt_tokens: int
+    generated_tokens: int
 
 
 def total_usage(records: Sequence[SessionRecord]) -> Usage:
@@ -118,8 +143,9 @@ class Ledger:
                 ),
             )
 
-    def record(self, session_id: str, event: RelayEvent) -> None:
-        """Counts `event` into the session and commits; a TeacherCall also gets its row."""
+    def record(self, session_id: str, *events: RelayEvent) -> None:
+        """Counts `events` into the session and commits them together; each TeacherCall also
+        gets its row, AnswerStarted and AnswerFinished open and close the answer's row."""
         with self._mapped("write to"), self._transaction():
             record = self._session(session_id)
             if record is None:
@@ -128,25 +154,62 @@ class Ledger:
                     "start_session() must come first"
                 )
             usage = record.usage
-            usage.add(event)
+            for event in events:
+                usage.add(event)
+                self._record_event(session_id, event)
             self._db.execute(
                 _UPDATE_USAGE,
                 (*(getattr(usage, name) for name in _USAGE_COLUMNS), session_id),
             )
-            if isinstance(event, TeacherCall):
+
+    def _record_event(self, session_id: str, event: RelayEvent) -> None:
+        now = datetime.now(timezone.utc).isoformat()
+        match event:
+            case TeacherCall():
+                teacher = event.teacher_usage
                 self._db.execute(
                     "INSERT INTO teacher_calls (session_id, recorded_at, requested, received, "
-                    "retries, latency_ms, wire_bytes, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "retries, latency_ms, wire_bytes, error, outcome, request_id, "
+                    "teacher_prompt_tokens, teacher_cached_prompt_tokens, "
+                    "teacher_generated_tokens, teacher_replayed) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         session_id,
-                        datetime.now(timezone.utc).isoformat(),
+                        now,
                         event.requested,
                         event.received,
                         event.retries,
                         event.latency_ms,
                         event.wire_bytes,
                         event.error,
+                        event.outcome.value,
+                        event.request_id or None,
+                        teacher.prompt_tokens,
+                        teacher.cached_prompt_tokens,
+                        teacher.generated_tokens,
+                        teacher.replayed,
                     ),
+                )
+            case AnswerStarted():
+                self._db.execute(
+                    "INSERT INTO answers (session_id, started_at, status) "
+                    "VALUES (?, ?, 'incomplete')",
+                    (session_id, now),
+                )
+                self._db.execute(
+                    "UPDATE sessions SET status = 'incomplete' WHERE id = ?", (session_id,)
+                )
+            case AnswerFinished(reason=reason):
+                self._db.execute(
+                    "UPDATE answers SET status = 'complete', finished_at = ?, finish_reason = ? "
+                    "WHERE id = (SELECT max(id) FROM answers WHERE session_id = ?)",
+                    (now, reason.value, session_id),
+                )
+                self._db.execute(
+                    "UPDATE sessions SET status = CASE WHEN EXISTS (SELECT 1 FROM answers "
+                    "WHERE session_id = ?1 AND status = 'incomplete') THEN 'incomplete' "
+                    "ELSE 'complete' END WHERE id = ?1",
+                    (session_id,),
                 )
 
     def session(self, session_id: str) -> SessionRecord | None:
@@ -167,11 +230,34 @@ class Ledger:
         """The session's teacher calls, oldest first."""
         with self._mapped("read"):
             rows = self._db.execute(
-                "SELECT requested, received, retries, latency_ms, wire_bytes, error "
+                "SELECT requested, received, retries, latency_ms, wire_bytes, error, outcome, "
+                "request_id, teacher_prompt_tokens, teacher_cached_prompt_tokens, "
+                "teacher_generated_tokens, teacher_replayed "
                 "FROM teacher_calls WHERE session_id = ? ORDER BY id",
                 (session_id,),
             )
-            return [TeacherCall(**dict(row)) for row in rows]
+            return [_to_call(row) for row in rows]
+
+    def teacher_usage(self, session_id: str) -> RecordedTeacherUsage:
+        """What the teacher reported over the session's answered calls, summed."""
+        with self._mapped("read"):
+            row = self._db.execute(
+                "SELECT count(*), coalesce(sum(teacher_prompt_tokens), 0), "
+                "coalesce(sum(teacher_cached_prompt_tokens), 0), "
+                "coalesce(sum(teacher_generated_tokens), 0) "
+                "FROM teacher_calls WHERE session_id = ? AND outcome = ?",
+                (session_id, CallOutcome.ANSWERED.value),
+            ).fetchone()
+            return RecordedTeacherUsage(*row)
+
+    def answer_statuses(self, session_id: str) -> list[tuple[str, str | None]]:
+        """(status, finish reason) of each of the session's answers, oldest first."""
+        with self._mapped("read"):
+            rows = self._db.execute(
+                "SELECT status, finish_reason FROM answers WHERE session_id = ? ORDER BY id",
+                (session_id,),
+            )
+            return [(row["status"], row["finish_reason"]) for row in rows]
 
     def totals(self) -> Usage:
         """The sum over every session."""
@@ -229,4 +315,24 @@ def _to_record(row: sqlite3.Row) -> SessionRecord:
         policy=row["policy"],
         mode=row["mode"],
         usage=Usage(**{name: row[name] for name in _USAGE_COLUMNS}),
+        status=row["status"],
+    )
+
+
+def _to_call(row: sqlite3.Row) -> TeacherCall:
+    return TeacherCall(
+        requested=row["requested"],
+        received=row["received"],
+        retries=row["retries"],
+        latency_ms=row["latency_ms"],
+        wire_bytes=row["wire_bytes"],
+        error=row["error"],
+        outcome=CallOutcome(row["outcome"]),
+        request_id=row["request_id"] or "",
+        teacher_usage=TeacherUsage(
+            prompt_tokens=row["teacher_prompt_tokens"],
+            cached_prompt_tokens=row["teacher_cached_prompt_tokens"],
+            generated_tokens=row["teacher_generated_tokens"],
+            replayed=bool(row["teacher_replayed"]),
+        ),
     )

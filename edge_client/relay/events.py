@@ -2,14 +2,17 @@
 
 AnswerStarted    the first event of an answer: the prompt was evaluated
 TokensAppended   tokens added to the answer (student, teacher or fallback)
-TeacherCall      one teacher call: succeeded, or failed (then a fallback span follows)
+TeacherCall      one teacher span asked for: answered, or not (then a fallback span follows,
+                 unless the answer was cancelled)
 AnswerFinished   the last event of an answer
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from edge_client.teacher.client import TeacherUsage
 
 
 class Source(enum.Enum):
@@ -30,10 +33,22 @@ class TokensAppended:
     command_tokens: int = 0
 
 
+class CallOutcome(enum.Enum):
+    """How a teacher span asked for ended. Only UNAVAILABLE counts against the teacher's
+    health (the circuit breaker); NOT_SENT is no teacher call at all."""
+
+    ANSWERED = "answered"  # the span came back
+    UNAVAILABLE = "unavailable"  # unreachable, overloaded or too slow after retries
+    REFUSED = "refused"  # the teacher answered with a refusal (bad request, credentials)
+    NOT_SENT = "not_sent"  # not called: breaker open, over the teacher's limits, refused before
+    CANCELLED = "cancelled"  # the user stopped the answer while the call was in flight
+
+
 @dataclass(frozen=True, slots=True)
 class TeacherCall:
-    """One teacher call (retries included). On failure `error` says why and the span of
-    `requested` tokens is written by the student instead."""
+    """One teacher span asked for (retries included). Unless ANSWERED, `error` says why and
+    the span of `requested` tokens is written by the student instead. `request_id` is the
+    call's idempotency key; `teacher_usage` is the teacher's own count (ANSWERED only)."""
 
     requested: int
     received: int
@@ -41,10 +56,23 @@ class TeacherCall:
     latency_ms: float
     wire_bytes: int
     error: str | None = None
+    outcome: CallOutcome = CallOutcome.ANSWERED
+    request_id: str = ""
+    teacher_usage: TeacherUsage = field(default_factory=TeacherUsage)  # zeros unless ANSWERED
+
+    def __post_init__(self) -> None:
+        if (self.error is None) != (self.outcome is CallOutcome.ANSWERED):
+            raise ValueError(f"a {self.outcome.value} call has an error message iff not answered")
 
     @property
     def failed(self) -> bool:
-        return self.error is not None
+        """True when the call produced no span."""
+        return self.outcome is not CallOutcome.ANSWERED
+
+    @property
+    def sent(self) -> bool:
+        """True when the call went to the teacher (whatever came back)."""
+        return self.outcome is not CallOutcome.NOT_SENT
 
 
 class AnswerEndReason(enum.Enum):

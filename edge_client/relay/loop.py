@@ -9,19 +9,25 @@ TeacherClient and Policy interfaces; it yields events and returns the answer's u
 from __future__ import annotations
 
 import codecs
+import threading
 import uuid
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
-from edge_client.errors import TeacherCallError
+from edge_client.errors import (
+    CallCancelledError,
+    TeacherCallError,
+    TeacherUnavailableError,
+)
 from edge_client.policies.base import Policy, Step
 from edge_client.relay.events import (
     AnswerEndReason,
     AnswerFinished,
     AnswerStarted,
+    CallOutcome,
     RelayEvent,
     Source,
     TeacherCall,
@@ -53,9 +59,17 @@ class _Answer:
     visible_text: str = ""  # what the user saw so far (text mode's assistant prefix)
     generated: int = 0
     last_call_end: int | None = None
+    # One decoder for the whole answer: a character split across tokens (or spans) is held
+    # back until its last byte arrives.
     decoder: codecs.IncrementalDecoder = field(
         default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
     )
+
+    @property
+    def mid_character(self) -> bool:
+        """True while the answer ends inside a multi-byte character (bytes held back)."""
+        pending, _ = self.decoder.getstate()
+        return bool(pending)
 
 
 class RelaySession:
@@ -69,14 +83,16 @@ class RelaySession:
         policy: Policy,
         options: RelayOptions,
         session_id: str | None = None,
-        is_cancelled: Callable[[], bool] = lambda: False,
+        cancel: threading.Event | None = None,
     ) -> None:
+        """`cancel`, once set (from another thread or a signal handler), stops the answer:
+        between tokens, and at once during a teacher call (the call is cancelled)."""
         self.student = student
         self.teacher = teacher
         self.policy = policy
         self.options = options
         self.session_id = session_id or uuid.uuid4().hex
-        self.is_cancelled = is_cancelled
+        self.cancel = cancel or threading.Event()
         self.usage = Usage()
         self._teacher_info: TeacherInfo | None = None
 
@@ -117,7 +133,7 @@ class RelaySession:
         return answer.usage
 
     def _step(self, answer: _Answer, sampler: Sampler) -> Events:
-        if self.is_cancelled():
+        if self.cancel.is_set():
             return AnswerEndReason.CANCELLED
         remaining = self.options.max_tokens - answer.generated
         if remaining <= 0:
@@ -133,7 +149,13 @@ class RelaySession:
             teacher_tokens_used=self.usage.teacher_tokens,
         )
         wanted = self.policy.decide(step)
-        if wanted > 0 and self.teacher is not None:
+        # In text mode the teacher continues the visible text: a character the student has
+        # only half written would be cut, so the student finishes it first.
+        if (
+            wanted > 0
+            and self.teacher is not None
+            and not (answer.mid_character and self.token_mode is False)
+        ):
             return (yield from self._teacher_span(answer, sampler, min(wanted, remaining)))
         return (yield from self._student_token(answer, sampler, Source.STUDENT, logits))
 
@@ -159,10 +181,13 @@ class RelaySession:
 
     def _teacher_span(self, answer: _Answer, sampler: Sampler, span: int) -> Events:
         assert self.teacher is not None  # checked by the caller
+        request_id = uuid.uuid4().hex
         try:
-            reply = self.teacher.generate_span(self._span_request(answer, span))
-            token_ids = self._student_tokens_of(reply)[:span]
+            request = self._span_request(answer, span, request_id=request_id)
+            reply = self.teacher.generate_span(request, cancel=self.cancel)
+            token_ids = self._student_tokens_of(reply)
         except TeacherCallError as exc:
+            outcome = _outcome_of(exc)
             yield self._emit(
                 answer,
                 TeacherCall(
@@ -172,9 +197,18 @@ class RelaySession:
                     latency_ms=exc.latency_ms,
                     wire_bytes=exc.wire_bytes,
                     error=str(exc),
+                    outcome=outcome,
+                    request_id=request_id if exc.sent else "",
                 ),
             )
+            if outcome is CallOutcome.CANCELLED:
+                return AnswerEndReason.CANCELLED
             return (yield from self._fallback(answer, sampler, span))
+        # The span was counted in teacher tokens; in text mode the student's tokens of the same
+        # text may be more. Only the answer's budget and the student's context bound it.
+        room = min(self.options.max_tokens - answer.generated, self.student.context_room())
+        clipped = len(token_ids) > room
+        token_ids = token_ids[: max(room, 0)]
         yield self._emit(
             answer,
             TeacherCall(
@@ -183,6 +217,8 @@ class RelaySession:
                 retries=reply.retries,
                 latency_ms=reply.latency_ms,
                 wire_bytes=reply.wire_bytes,
+                request_id=request_id,
+                teacher_usage=reply.teacher_usage,
             ),
         )
         if token_ids:
@@ -192,9 +228,9 @@ class RelaySession:
             text = answer.decoder.decode(self.student.detokenize(token_ids))
             yield self._tokens(answer, Source.TEACHER, token_ids, text)
         answer.last_call_end = answer.generated
-        if reply.ended_answer:
+        if reply.ended_answer and not clipped:
             return AnswerEndReason.END_OF_ANSWER
-        if not token_ids:  # an empty span must not stall the answer: the student goes on
+        if not token_ids and not clipped:  # an empty span must not stall the answer
             return (yield from self._student_token(answer, sampler, Source.STUDENT))
         return None
 
@@ -202,24 +238,33 @@ class RelaySession:
         """The student writes the span the teacher could not (teacher-free for `span` tokens)."""
         answer.last_call_end = answer.generated + span
         for _ in range(span):
-            if self.is_cancelled():
+            if self.cancel.is_set():
                 return AnswerEndReason.CANCELLED
             reason = yield from self._student_token(answer, sampler, Source.FALLBACK)
             if reason is not None:
                 return reason
         return None
 
-    def _span_request(self, answer: _Answer, span: int) -> SpanQuery:
+    def _span_request(self, answer: _Answer, span: int, *, request_id: str) -> SpanQuery:
+        """The query for a span; TeacherCallError (not sent) when the teacher's limits rule it
+        out, so a request the teacher would refuse is never made."""
         assert self.teacher is not None
         if self._teacher_info is None:
             self._teacher_info = self.teacher.info()
+        info = self._teacher_info
         common = {
             "session_id": self.session_id,
-            "request_id": uuid.uuid4().hex,
-            "max_tokens": min(span, self._teacher_info.max_span_tokens),
+            "request_id": request_id,
+            "max_tokens": min(span, info.max_span_tokens),
             "sampling": self.options.sampling,
         }
         if self.token_mode:
+            if 0 < info.max_context_tokens < len(answer.teacher_context):
+                raise TeacherCallError(
+                    f"the context is {len(answer.teacher_context)} tokens, over the teacher's "
+                    f"limit of {info.max_context_tokens}; the student writes alone",
+                    sent=False,
+                )
             return SpanQuery(
                 **common,
                 token_ids=tuple(answer.teacher_context),
@@ -263,3 +308,14 @@ class RelaySession:
         answer.usage.add(event)
         self.usage.add(event)
         return event
+
+
+def _outcome_of(error: TeacherCallError) -> CallOutcome:
+    if isinstance(error, CallCancelledError):
+        return CallOutcome.CANCELLED
+    if not error.sent:
+        return CallOutcome.NOT_SENT
+    if isinstance(error, TeacherUnavailableError):
+        return CallOutcome.UNAVAILABLE
+    # A refusal, or an answer the edge cannot use (e.g. token ids outside its vocabulary).
+    return CallOutcome.REFUSED

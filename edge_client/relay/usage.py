@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from edge_client.relay.events import AnswerStarted, RelayEvent, Source, TeacherCall, TokensAppended
+from edge_client.relay.events import (
+    AnswerStarted,
+    CallOutcome,
+    RelayEvent,
+    Source,
+    TeacherCall,
+    TokensAppended,
+)
 
 
 @dataclass(slots=True)
@@ -14,6 +21,10 @@ class Usage:
     student_tokens: every token the student generated, command and fallback tokens included;
     teacher_tokens: tokens of teacher spans appended to the answer. Their sum is every
     generated token; offload_ratio = teacher_tokens / that sum (the paper's call ratio).
+    teacher_calls: calls sent to the teacher; teacher_failures: those that produced no span
+    (unavailable or refused); calls_not_sent: spans the edge did not ask for after all
+    (breaker open, over the teacher's limits); cancelled_calls: calls the user stopped.
+    Every unanswered span but a cancelled one is a fallback span.
     """
 
     prompt_tokens: int = 0
@@ -27,6 +38,8 @@ class Usage:
     fallback_tokens: int = 0
     teacher_latency_ms: float = 0.0
     wire_bytes: int = 0
+    calls_not_sent: int = 0
+    cancelled_calls: int = 0
 
     @property
     def generated_tokens(self) -> int:
@@ -47,15 +60,24 @@ class Usage:
                 if source is Source.FALLBACK:
                     self.fallback_tokens += len(ids)
             case TeacherCall() as call:
-                self.teacher_calls += 1
-                self.retries += call.retries
-                self.teacher_latency_ms += call.latency_ms
-                self.wire_bytes += call.wire_bytes
-                if call.failed:
-                    self.teacher_failures += 1
-                    self.fallback_spans += 1
+                self._add_call(call)
             case AnswerStarted(prompt_tokens=prompt_tokens):
                 self.prompt_tokens += prompt_tokens
+
+    def _add_call(self, call: TeacherCall) -> None:
+        self.retries += call.retries
+        self.teacher_latency_ms += call.latency_ms
+        self.wire_bytes += call.wire_bytes
+        if call.outcome is CallOutcome.NOT_SENT:
+            self.calls_not_sent += 1
+        else:
+            self.teacher_calls += 1
+        if call.outcome in (CallOutcome.UNAVAILABLE, CallOutcome.REFUSED):
+            self.teacher_failures += 1
+        if call.outcome is CallOutcome.CANCELLED:
+            self.cancelled_calls += 1
+        elif call.failed:
+            self.fallback_spans += 1
 
     def merge(self, other: Usage) -> None:
         for name, value in asdict(other).items():

@@ -53,6 +53,9 @@ class LlamaStudent:
     def next_logits(self) -> npt.NDArray[np.float32]:
         return self.model.next_logits()
 
+    def context_room(self) -> int:
+        return self.model.n_ctx - len(self.model.tokens)
+
     @property
     def evaluated_tokens(self) -> int:
         """Tokens llama.cpp evaluated so far (to check that spans are not re-evaluated)."""

@@ -11,6 +11,7 @@ as an opaque connection error on the first span.
 from __future__ import annotations
 
 import re
+import socket
 
 from edge_client.errors import ConfigError
 
@@ -31,3 +32,18 @@ def parse_address(text: str) -> str:
     if not 1 <= port <= 65535:
         raise ConfigError(f"teacher address {text!r} has port {port}; use a port from 1 to 65535")
     return address
+
+
+def check_host_exists(address: str) -> None:
+    """Raises ConfigError when DNS says the address's host does not exist: a typo, which no
+    retry can fix. A lookup that merely cannot be made now (no network) passes: the calls
+    then fail as unavailable and the student writes alone, as it does offline."""
+    host, port = address.rsplit(":", 1)
+    try:
+        socket.getaddrinfo(host.strip("[]"), int(port), type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        if exc.errno == socket.EAI_NONAME:
+            raise ConfigError(
+                f"teacher host {host!r} does not exist ({exc.strerror}); check --teacher, "
+                "or use --teacher-free"
+            ) from exc

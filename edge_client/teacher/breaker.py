@@ -88,5 +88,11 @@ class CircuitBreaker:
                 self._opened_at = self._clock()
                 self._probing = False
 
+    def record_abandoned(self) -> None:
+        """A call that ended without a verdict (cancelled by the user): a probe in flight is
+        released, so the next call may probe again; the failure count is unchanged."""
+        with self._lock:
+            self._probing = False
+
     def _cooled_down(self, opened_at: float) -> bool:
         return self._clock() - opened_at >= self._cooldown_s

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -17,6 +18,7 @@ class TeacherState(enum.Enum):
     ONLINE = "online"  # calls succeed
     DEGRADED = "degraded"  # recent calls failed or needed retries; still trying
     OFFLINE = "offline"  # circuit open, or teacher-free by choice: no calls are made
+    REFUSED = "refused"  # the teacher refuses our credentials: no calls for this session
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,17 @@ class SpanQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class TeacherUsage:
+    """What the teacher itself reported for a span (its `SpanUsage`), for reconciling the
+    edge's ledger with the teacher's `GetSessionUsage`."""
+
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    generated_tokens: int = 0
+    replayed: bool = False  # an answer to an earlier attempt with this request_id
+
+
+@dataclass(frozen=True, slots=True)
 class SpanReply:
     """A teacher span. `token_ids` are in the teacher's vocabulary (the student's in token
     mode); `ended_answer` is True when the teacher finished the answer."""
@@ -53,6 +66,7 @@ class SpanReply:
     latency_ms: float = 0.0
     compute_ms: float = 0.0
     wire_bytes: int = 0
+    teacher_usage: TeacherUsage = TeacherUsage()
 
 
 class TeacherClient(Protocol):
@@ -60,6 +74,8 @@ class TeacherClient(Protocol):
 
         info = client.info()                     # raises TeacherCallError when unreachable
         reply = client.generate_span(request)    # raises TeacherCallError subclasses
+        client.generate_span(request, cancel=ev) # ev.set() from another thread or a signal
+                                                 # handler stops it: CallCancelledError
         client.state                             # TeacherState for the user
 
     `GrpcTeacherClient` is the production one; tests may pass any object with these members.
@@ -70,6 +86,8 @@ class TeacherClient(Protocol):
 
     def info(self) -> TeacherInfo: ...
 
-    def generate_span(self, request: SpanQuery) -> SpanReply: ...
+    def generate_span(
+        self, request: SpanQuery, *, cancel: threading.Event | None = None
+    ) -> SpanReply: ...
 
     def close(self) -> None: ...

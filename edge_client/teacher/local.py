@@ -6,18 +6,24 @@
     # the process got SIGTERM (then SIGKILL if it lingered) and its temp dir is gone
 
 The teacher binds port 0 and writes "HOST:PORT" to a ready file once it is SERVING; the edge
-polls for that file. Its output goes to a log file in a temp dir, never to the user's terminal;
-when it exits before serving, the error carries the end of that log.
+polls for that file. On Linux the teacher dies with the edge, however the edge ends (even
+SIGKILL): the kernel sends it SIGTERM when its parent goes (PR_SET_PDEATHSIG). That signal
+follows the thread that started the teacher, so start it from a thread that lives as long as
+the session (the main thread in the CLI). Its output goes to a log file in a temp dir, never
+to the user's terminal; when it exits before serving, the error carries the end of that log.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -28,6 +34,7 @@ EXECUTABLE = "relay-teacher"
 _POLL_S = 0.05
 _STOP_GRACE_S = 15.0  # longer than the teacher's own drain (10 s by default)
 _LOG_TAIL_CHARS = 2000
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 class LocalTeacher:
@@ -44,6 +51,10 @@ class LocalTeacher:
         self.log_path = Path(workdir.name) / "teacher.log"
         self._process = process
         self._workdir = workdir
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
 
     @property
     def running(self) -> bool:
@@ -80,9 +91,14 @@ def find_teacher_executable() -> str:
 
 
 def start_local_teacher(
-    *, model: str | os.PathLike[str] | None = None, slots: int = 1, timeout_s: float = 120.0
+    *,
+    model: str | os.PathLike[str] | None = None,
+    slots: int = 1,
+    timeout_s: float = 120.0,
+    extra_args: Sequence[str] = (),
 ) -> LocalTeacher:
     """Starts `relay-teacher serve` on a free loopback port and waits until it serves.
+    `extra_args` are more `relay-teacher serve` flags (e.g. limits).
 
     Raises ConfigError when relay-teacher is missing, EdgeError when it exits before serving
     (with the end of its log) or is not serving within `timeout_s`.
@@ -98,16 +114,19 @@ def start_local_teacher(
     command += ["--slots", str(slots)]
     if model is not None:
         command += ["--model", os.fspath(model)]
+    command += extra_args
     try:
         with log_path.open("wb") as log:
             # A session of its own: Ctrl-C in the terminal (which may only cancel an answer in
             # chat) does not reach the teacher; `close()` decides when it stops.
             process = subprocess.Popen(
                 command,
+                env=_without_teacher_settings(os.environ),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
                 start_new_session=True,
+                preexec_fn=_die_with_parent(),
             )
     except OSError as exc:
         workdir.cleanup()
@@ -121,6 +140,23 @@ def start_local_teacher(
         workdir.cleanup()
         raise
     return LocalTeacher(address=address, process=process, workdir=workdir)
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """For the child, before it runs the teacher: ask the kernel for SIGTERM when this process
+    dies, so a hard-killed edge leaves no teacher behind. Linux only (None elsewhere: the
+    teacher is then stopped by `close()` alone)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child only calls it
+    parent = os.getpid()
+
+    def in_child() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the edge died before the request took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return in_child
 
 
 def _wait_until_serving(
@@ -142,6 +178,15 @@ def _wait_until_serving(
                 f"{_tail(log_path)}"
             )
         time.sleep(_POLL_S)
+
+
+def _without_teacher_settings(environment: Mapping[str, str]) -> dict[str, str]:
+    """The environment less RELAY_TEACHER_* variables: those configure a teacher service (API
+    keys, TLS, a public host), not this session's private loopback teacher, whose settings are
+    the flags above."""
+    return {
+        name: value for name, value in environment.items() if not name.startswith("RELAY_TEACHER_")
+    }
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

@@ -101,10 +101,13 @@ def running_haproxy(config: str, *, port: int, workdir: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def replicas() -> Iterator[list[LocalTeacher]]:
-    with contextlib.ExitStack() as stack, pytest.MonkeyPatch.context() as env:
+    with contextlib.ExitStack() as stack:
         # Exactness does not matter here; prompt evaluation in large batches is faster.
-        env.setenv("RELAY_TEACHER_N_UBATCH", "512")
-        yield [stack.enter_context(start_local_teacher(model=smollm2_path())) for _ in range(2)]
+        fast = ("--n-ubatch", "512")
+        yield [
+            stack.enter_context(start_local_teacher(model=smollm2_path(), extra_args=fast))
+            for _ in range(2)
+        ]
 
 
 @pytest.fixture(scope="module")

@@ -125,3 +125,50 @@ def test_bad_input_is_one_clear_line(edge_env, args, message):
     assert done.returncode != 0
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory) -> Path:
+    """Files a user might point the edge at by mistake."""
+    folder = tmp_path_factory.mktemp("bad-input")
+    (folder / "empty.gguf").write_bytes(b"")
+    (folder / "noise.gguf").write_bytes(bytes(range(256)) * 64)
+    (folder / "truncated.gguf").write_bytes(b"GGUF\x03\x00\x00\x00" + b"\x00" * 20)
+    (folder / "broken.toml").write_text("teacher = \n[unclosed")
+    (folder / "wrong-types.toml").write_text('max_tokens = "many"\n')
+    (folder / "a-file").write_text("not a directory")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--teacher-free", "--student", "{dir}/empty.gguf"], "empty.gguf"),
+        (["--teacher-free", "--student", "{dir}/noise.gguf"], "noise.gguf"),
+        (["--teacher-free", "--student", "{dir}/truncated.gguf"], "truncated.gguf"),
+        (["--teacher-free", "--student", "{dir}"], "give the path of a .gguf file"),
+        (["--teacher", "no-such-host.invalid:50051"], "does not exist"),
+        (["--teacher", "[not an address]:1"], "HOST:PORT"),
+        (["--teacher", "host:99999"], "port"),
+        (["--teacher-free", "--config", "{dir}/broken.toml"], "not valid TOML"),
+        (["--teacher-free", "--config", "{dir}/wrong-types.toml"], "max_tokens"),
+        (["--teacher-free", "--max-tokens", "0"], "max_tokens"),
+        (["--teacher-free", "--top-p", "2"], "top_p"),
+        (["--teacher-free", "--temperature", "-1"], "temperature"),
+        (["--teacher-free", "--span", "0"], "span"),
+    ],
+)
+def test_bad_input_on_the_edge_is_one_line_and_a_failure(edge_env, bad_files, args, message):
+    done = relay_edge(edge_env, "ask", "hi", *(arg.format(dir=bad_files) for arg in args))
+    assert done.returncode != 0
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_an_unwritable_ledger_is_one_line_and_a_failure(edge_env, bad_files):
+    env = edge_env | {"RELAY_LEDGER_PATH": str(bad_files / "a-file" / "ledger.db")}
+    done = relay_edge(env, "ask", "hi", "--teacher-free")
+    assert done.returncode != 0
+    assert "cannot open the ledger" in done.stderr and "RELAY_LEDGER_PATH" in done.stderr
+    assert "Traceback" not in done.stderr

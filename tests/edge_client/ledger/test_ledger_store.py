@@ -9,16 +9,18 @@ import pytest
 
 from edge_client.errors import LedgerError
 from edge_client.ledger.migrations import MIGRATIONS
-from edge_client.ledger.store import Ledger, default_ledger_path
+from edge_client.ledger.store import Ledger, RecordedTeacherUsage, default_ledger_path
 from edge_client.relay.events import (
     AnswerEndReason,
     AnswerFinished,
     AnswerStarted,
+    CallOutcome,
     Source,
     TeacherCall,
     TokensAppended,
 )
 from edge_client.relay.usage import Usage
+from edge_client.teacher.client import TeacherUsage
 
 ANSWER = [
     AnswerStarted(prompt_tokens=20),
@@ -27,7 +29,13 @@ ANSWER = [
     TeacherCall(requested=4, received=4, retries=1, latency_ms=12.5, wire_bytes=300),
     TokensAppended(Source.TEACHER, (6, 7, 8, 9), "defg"),
     TeacherCall(
-        requested=4, received=0, retries=2, latency_ms=40.0, wire_bytes=240, error="UNAVAILABLE"
+        requested=4,
+        received=0,
+        retries=2,
+        latency_ms=40.0,
+        wire_bytes=240,
+        error="UNAVAILABLE",
+        outcome=CallOutcome.UNAVAILABLE,
     ),
     TokensAppended(Source.FALLBACK, (10, 11, 12, 13), "hijk"),
     AnswerFinished(AnswerEndReason.END_OF_ANSWER),
@@ -195,3 +203,99 @@ def test_default_path_is_used_when_none_is_given(monkeypatch, tmp_path: Path) ->
     with Ledger() as ledger:
         start(ledger)
     assert (tmp_path / "sub" / "env.db").is_file()
+
+
+def answered(request_id: str, *, generated: int, replayed: bool = False) -> TeacherCall:
+    return TeacherCall(
+        requested=4,
+        received=generated,
+        retries=0,
+        latency_ms=3.0,
+        wire_bytes=90,
+        request_id=request_id,
+        teacher_usage=TeacherUsage(
+            prompt_tokens=30, cached_prompt_tokens=20, generated_tokens=generated, replayed=replayed
+        ),
+    )
+
+
+def test_calls_keep_their_request_id_and_the_teachers_own_usage(path: Path) -> None:
+    calls = [
+        answered("r1", generated=4),
+        answered("r2", generated=2, replayed=True),
+        TeacherCall(4, 0, 2, 9.0, 80, "DEADLINE_EXCEEDED", CallOutcome.UNAVAILABLE, "r3"),
+        TeacherCall(4, 0, 0, 0.0, 0, "breaker open", CallOutcome.NOT_SENT),
+    ]
+    with Ledger(path) as ledger:
+        start(ledger)
+        for call in calls:
+            ledger.record("s1", call)
+
+        assert ledger.teacher_calls("s1") == calls
+        # Only answered calls carry the teacher's counts: these are what GetSessionUsage sums.
+        assert ledger.teacher_usage("s1") == RecordedTeacherUsage(
+            spans=2, prompt_tokens=60, cached_prompt_tokens=40, generated_tokens=6
+        )
+        usage = ledger.session("s1").usage
+    # A call the breaker held back is not a teacher call, nor a teacher failure.
+    assert (usage.teacher_calls, usage.teacher_failures, usage.calls_not_sent) == (3, 1, 1)
+    assert usage.fallback_spans == 2
+
+
+def test_an_answer_is_incomplete_until_it_finishes(path: Path) -> None:
+    with Ledger(path) as ledger:
+        start(ledger)
+        ledger.record("s1", AnswerStarted(prompt_tokens=5))
+        ledger.record("s1", TokensAppended(Source.STUDENT, (1,), "a"))
+        assert ledger.session("s1").status == "incomplete"
+        ledger.record("s1", AnswerFinished(AnswerEndReason.MAX_TOKENS))
+        assert ledger.session("s1").status == "complete"
+
+        ledger.record("s1", AnswerStarted(prompt_tokens=5))  # and then the edge dies
+
+    with Ledger(path) as reopened:
+        assert reopened.session("s1").status == "incomplete"
+        assert reopened.answer_statuses("s1") == [
+            ("complete", "max_tokens"),
+            ("incomplete", None),
+        ]
+
+
+def test_events_recorded_together_commit_together(path: Path) -> None:
+    """A call and its span's tokens are one transaction: if the second cannot be stored,
+    neither is (here its request_id is something SQLite cannot store)."""
+    unstorable = answered(object(), generated=1)  # type: ignore[arg-type]
+    with Ledger(path) as ledger:
+        start(ledger)
+        ledger.record("s1", answered("r1", generated=1), TokensAppended(Source.TEACHER, (7,), "y"))
+        with pytest.raises(LedgerError):
+            ledger.record("s1", answered("r2", generated=1), unstorable)
+        assert [call.request_id for call in ledger.teacher_calls("s1")] == ["r1"]
+        assert ledger.session("s1").usage.teacher_calls == 1
+
+
+def test_a_first_version_ledger_is_migrated(path: Path) -> None:
+    db = sqlite3.connect(path, isolation_level=None)
+    migrate_first_only(db)
+    db.execute(
+        "INSERT INTO sessions (id, started_at, student_model, teacher, policy, teacher_calls, "
+        "teacher_failures) VALUES ('old', '2026-01-01T00:00:00+00:00', 'm', 't', 'p', 1, 1)"
+    )
+    db.execute(
+        "INSERT INTO teacher_calls (session_id, recorded_at, requested, received, retries, "
+        "latency_ms, wire_bytes, error) VALUES ('old', 'x', 4, 0, 2, 9.0, 80, 'UNAVAILABLE')"
+    )
+    db.close()
+
+    with Ledger(path) as ledger:
+        record = ledger.session("old")
+        [call] = ledger.teacher_calls("old")
+    assert record.status == "complete" and record.usage.teacher_failures == 1
+    assert call.outcome is CallOutcome.UNAVAILABLE
+
+
+def migrate_first_only(db: sqlite3.Connection) -> None:
+    db.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    first = MIGRATIONS[0]
+    first(db)
+    db.execute("INSERT INTO _migrations VALUES (?, 'then')", (first.__name__,))

@@ -1,8 +1,8 @@
 """A scripted relay.v1 teacher on a real loopback gRPC server, for failure injection.
 
 The real teacher cannot be made to fail on cue; this one answers GenerateSpan from a script of
-outcomes (a status code, SLOW, or a span) and records every request it receives. Tests reach
-everything through fixtures (no imports from conftest).
+outcomes (a status code, a google.rpc.Status with details, SLOW, or a span) and records every
+request it receives. Tests reach everything through fixtures (no imports from conftest).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from concurrent import futures
 
 import grpc
 import pytest
+from google.rpc import status_pb2
+from grpc_status import rpc_status
 
 from edge_client.teacher.grpc_client import GrpcTeacherClient
 from edge_client.teacher.settings import TeacherClientSettings
@@ -33,7 +35,7 @@ INFO = relay_pb2.GetInfoResponse(
     engine="script",
 )
 
-Outcome = grpc.StatusCode | str | relay_pb2.GenerateSpanResponse
+Outcome = grpc.StatusCode | status_pb2.Status | str | relay_pb2.GenerateSpanResponse
 
 
 class ScriptedTeacher(relay_pb2_grpc.TeacherServiceServicer):
@@ -48,6 +50,7 @@ class ScriptedTeacher(relay_pb2_grpc.TeacherServiceServicer):
         self.span_requests: list[relay_pb2.GenerateSpanRequest] = []
         self.info_calls = 0
         self.release = threading.Event()  # set at teardown: frees handlers held by SLOW
+        self.on_request: Callable[[], object] = lambda: None  # called as each span arrives
 
     def GetInfo(self, request, context):
         self.info_calls += 1
@@ -55,9 +58,12 @@ class ScriptedTeacher(relay_pb2_grpc.TeacherServiceServicer):
 
     def GenerateSpan(self, request, context):
         self.span_requests.append(request)
+        self.on_request()
         outcome = self.script.pop(0) if self.script else SPAN
         if isinstance(outcome, grpc.StatusCode):
             context.abort(outcome, f"scripted {outcome.name}")
+        if isinstance(outcome, status_pb2.Status):
+            context.abort_with_status(rpc_status.to_status(outcome))
         if outcome == self.SLOW:
             self.release.wait(timeout=5)
             return SPAN

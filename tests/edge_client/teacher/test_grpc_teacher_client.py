@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 
 import grpc
 import pytest
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import error_details_pb2, status_pb2
 
 from edge_client.errors import (
+    CallCancelledError,
     CircuitOpenError,
     ConfigError,
+    TeacherCredentialsError,
     TeacherRejectedError,
     TeacherUnavailableError,
 )
@@ -161,7 +166,96 @@ def test_refusals_are_tried_once(teacher, address, make_client, code) -> None:
     assert error.wire_bytes == request_bytes(request)
     assert f"scripted {code.name}" in str(error)
     assert isinstance(error.__cause__, grpc.RpcError)
-    assert client.state is TeacherState.DEGRADED
+    # A refusal shows the teacher is up: it is not held against its health.
+    refused_credentials = code in (
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNAUTHENTICATED,
+    )
+    assert isinstance(error, TeacherCredentialsError) is refused_credentials
+    expected = TeacherState.REFUSED if refused_credentials else TeacherState.ONLINE
+    assert client.state is expected
+
+
+def test_refusals_never_open_the_breaker(teacher, address, make_client) -> None:
+    client = make_client(address, attempts=1, breaker_threshold=2)
+    teacher.script = [grpc.StatusCode.INVALID_ARGUMENT] * 5
+
+    for _ in range(5):
+        with pytest.raises(TeacherRejectedError) as raised:
+            client.generate_span(text_request())
+        assert raised.value.sent
+
+    assert len(teacher.span_requests) == 5  # every one went out: no breaker in the way
+    assert client.state is TeacherState.ONLINE
+    assert client.generate_span(text_request()).token_ids == list(teacher.span.token_ids)
+
+
+def test_refused_credentials_stop_calls_for_the_session(teacher, address, make_client) -> None:
+    client = make_client(address)
+    teacher.script = [grpc.StatusCode.UNAUTHENTICATED]
+    with pytest.raises(TeacherCredentialsError):
+        client.generate_span(text_request())
+
+    with pytest.raises(TeacherCredentialsError) as again:
+        client.generate_span(text_request())
+
+    assert not again.value.sent
+    assert "API key" in str(again.value) and "offline" not in str(again.value)
+    assert len(teacher.span_requests) == 1  # the second call never left the edge
+    assert client.state is TeacherState.REFUSED
+
+
+def test_cancel_stops_a_call_in_flight_without_blaming_the_teacher(
+    teacher, address, make_client
+) -> None:
+    client = make_client(address, deadline_s=60.0, latency_budget_s=120.0, breaker_threshold=1)
+    teacher.script = [teacher.SLOW]
+    cancel = threading.Event()
+    arrived = threading.Event()
+    teacher.on_request = arrived.set
+    threading.Thread(target=lambda: arrived.wait(30) and cancel.set(), daemon=True).start()
+
+    with pytest.raises(CallCancelledError):
+        client.generate_span(text_request(), cancel=cancel)
+
+    assert arrived.is_set() and len(teacher.span_requests) == 1
+    assert client.state is TeacherState.ONLINE  # a threshold of 1 would have opened it
+    teacher.release.set()
+    assert client.generate_span(text_request("next")).token_ids == list(teacher.span.token_ids)
+
+
+def retry_info_status(delay_s: float) -> status_pb2.Status:
+    detail = any_pb2.Any()
+    detail.Pack(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=delay_s)))
+    return status_pb2.Status(
+        code=grpc.StatusCode.RESOURCE_EXHAUSTED.value[0],
+        message="quota spent",
+        details=[detail],
+    )
+
+
+def test_retry_waits_the_delay_the_teacher_names(teacher, address, make_client) -> None:
+    # The client's own back-off is tiny (fast_settings); the teacher asks for a full second.
+    client = make_client(address, latency_budget_s=30.0)
+    teacher.script = [retry_info_status(1)]
+    waits: list[float] = []
+    teacher.on_request = lambda: waits.append(time.monotonic())
+
+    reply = client.generate_span(text_request())
+
+    assert reply.retries == 1
+    assert waits[1] - waits[0] >= 1.0
+
+
+def test_a_named_delay_beyond_the_budget_is_not_waited(teacher, address, make_client) -> None:
+    client = make_client(address, latency_budget_s=2.0)
+    teacher.script = [retry_info_status(3600)]
+
+    with pytest.raises(TeacherUnavailableError, match="RESOURCE_EXHAUSTED") as raised:
+        client.generate_span(text_request())
+
+    assert raised.value.retry_after_s == 3600
+    assert len(teacher.span_requests) == 1
 
 
 def test_slow_teacher_exceeds_deadlines_then_is_unavailable(teacher, address, make_client) -> None:
