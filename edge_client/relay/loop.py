@@ -131,6 +131,7 @@ class RelaySession:
             position=answer.generated,
             tokens_since_call=since_call,
             teacher_tokens_used=self.usage.teacher_tokens,
+            at_line_start=answer.generated == 0 or answer.visible_text.endswith("\n"),
         )
         wanted = self.policy.decide(step)
         if wanted > 0 and self.teacher is not None:
