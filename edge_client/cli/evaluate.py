@@ -80,8 +80,9 @@ def run_eval(
     )
     if plotting_available():
         write_plot(summaries, out / PLOT_NAME, title=f"{dataset.name}, {len(items)} items")
-    # Wide enough for every column even in a pipe (80 columns would fold each cell).
-    console.print(_table(summaries), width=max(console.width, 140))
+    # In a pipe rich assumes 80 columns, which folds every cell: print it whole there.
+    wide = console if console.is_terminal else Console(file=console.file, width=160)
+    wide.print(_table(summaries))
     err.print(f"summary: {out / 'summary.json'}", style="dim")
 
 

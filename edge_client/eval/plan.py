@@ -24,7 +24,7 @@ DEFAULT_SPECS = (
     "confidence:0.4",
     "confidence:0.5",
     "entropy:1.5",
-    "step:1.5",
+    "step:1.5:32",
     "random",
     "always:8",
     "command",
@@ -87,7 +87,7 @@ def plan_settings(specs: list[str], settings: EdgeSettings) -> list[EvalSetting]
             EvalSetting(
                 key=f"random~{source.key}",
                 policy=PolicyName.RANDOM,
-                span=settings.span,
+                span=source.span,  # the same span, so the same cost per call
                 matched_to=source.key,
             )
             for source in sources
@@ -119,17 +119,29 @@ def _setting(name: str, argument: str, *, spec: str, settings: EdgeSettings) -> 
     if name == "teacher":
         return EvalSetting(key="teacher", policy=policy, span=settings.max_span)
     if policy is PolicyName.ALWAYS:
-        span = _number(argument, spec=spec, kind=int) if argument else settings.span
-        return EvalSetting(key=f"always:{span}", policy=policy, span=int(span))
+        span = int(_number(argument, spec=spec, kind=int)) if argument else settings.span
+        if span < 1:
+            raise ConfigError(f"setting {spec!r}: the span must be at least 1")
+        return EvalSetting(key=f"always:{span}", policy=policy, span=span)
     if policy in _THRESHOLDED or policy is PolicyName.RANDOM:
         if not argument:
             raise ConfigError(f"setting {spec!r} needs a value, e.g. {name}:0.4")
+        argument, _, span_argument = argument.partition(":")
         value = _number(argument, spec=spec, kind=float)
         if policy in {PolicyName.CONFIDENCE, PolicyName.RANDOM} and not 0 <= value <= 1:
             raise ConfigError(f"setting {spec!r}: the value must be between 0 and 1")
         if value < 0:
             raise ConfigError(f"setting {spec!r}: the entropy bound must not be negative")
-        return EvalSetting(key=f"{name}:{value:g}", policy=policy, span=settings.span, value=value)
+        if span_argument and policy is PolicyName.RANDOM:
+            raise ConfigError(f"setting {spec!r}: random takes its span from --span")
+        if not span_argument:
+            return EvalSetting(
+                key=f"{name}:{value:g}", policy=policy, span=settings.span, value=value
+            )
+        span = int(_number(span_argument, spec=spec, kind=int))
+        if span < 1:
+            raise ConfigError(f"setting {spec!r}: the span must be at least 1")
+        return EvalSetting(key=f"{name}:{value:g}:{span}", policy=policy, span=span, value=value)
     if argument:
         raise ConfigError(f"setting {spec!r} takes no value; write {name}")
     return EvalSetting(key=name, policy=policy, span=settings.span)

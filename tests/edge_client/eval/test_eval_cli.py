@@ -27,13 +27,14 @@ def eval_env(tmp_path) -> dict[str, str]:
     return env | {
         "RELAY_LEDGER_PATH": str(tmp_path / "ledger.db"),
         "RELAY_CONFIG": str(config),
-        "RELAY_TEACHER_CLIENT__DEADLINE_S": "120",
+        "RELAY_TEACHER_CLIENT__DEADLINE_S": "300",
+        "RELAY_TEACHER_CLIENT__LATENCY_BUDGET_S": "600",
     }
 
 
 def run_eval(env, out: Path, teacher: str, *extra: str) -> subprocess.CompletedProcess[str]:
     command = [RELAY_EDGE, "eval", "--dataset", str(DATASET), "--out", str(out)]
-    command += ["--teacher", teacher, "--max-tokens", "24"]
+    command += ["--teacher", teacher, "--max-tokens", "16"]
     for setting in SETTINGS:
         command += ["--setting", setting]
     return subprocess.run(
@@ -47,47 +48,44 @@ def records(out: Path) -> list[dict]:
 
 def test_eval_writes_summary_and_plot_then_resumes(eval_env, smollm2_teacher, tmp_path):
     out = tmp_path / "run"
-    first = run_eval(eval_env, out, smollm2_teacher, "--limit", "2")
+    first = run_eval(eval_env, out, smollm2_teacher, "--limit", "1")
     assert first.returncode == 0, first.stderr
 
     done = records(out)
     assert sorted((r["setting"], r["item_id"]) for r in done) == sorted(
-        (setting, item) for setting in SETTINGS for item in ("1", "2")
+        (setting, item) for setting in SETTINGS for item in ("1",)
     )
     summary = json.loads((out / "summary.json").read_text())
     by_setting = {s["setting"]: s for s in summary["settings"]}
     assert list(by_setting) == list(SETTINGS)
-    assert all(s["items"] == 2 for s in by_setting.values())
+    assert all(s["items"] == 1 for s in by_setting.values())
     assert by_setting["never"]["teacher_token_ratio"] == 0
     assert by_setting["never"]["calls_per_answer"] == 0
     assert by_setting["always:4"]["teacher_token_ratio"] == 1.0  # no span fell back
     assert by_setting["always:4"]["fallback_spans"] == 0
     for s in by_setting.values():
         assert 0 <= s["accuracy_low"] <= s["accuracy"] <= s["accuracy_high"] <= 1
-    # A looser threshold calls at least as often as a stricter one.
-    assert (
-        by_setting["confidence:0.6"]["calls_per_answer"]
-        >= by_setting["confidence:0.3"]["calls_per_answer"]
-    )
+    # Token mode with the student's own GGUF: whoever writes, the greedy answer is the same.
+    assert len({r["text"] for r in done}) == 1
     assert (out / "accuracy_vs_teacher_tokens.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "confidence:0.6" in first.stdout  # the printed table
 
     # Same --out, one more item: only the new item's answers run, the old records stay.
     before = (out / "records.jsonl").read_text()
-    second = run_eval(eval_env, out, smollm2_teacher, "--limit", "3")
+    second = run_eval(eval_env, out, smollm2_teacher, "--limit", "2")
     assert second.returncode == 0, second.stderr
-    assert "4 answers to run, 8 recorded" in second.stderr
+    assert "4 answers to run, 4 recorded" in second.stderr
     after = (out / "records.jsonl").read_text()
     assert after.startswith(before)
     new = records(out)[len(done) :]
     assert sorted((r["setting"], r["item_id"]) for r in new) == sorted(
-        (setting, "3") for setting in SETTINGS
+        (setting, "2") for setting in SETTINGS
     )
     summary = json.loads((out / "summary.json").read_text())
-    assert {s["items"] for s in summary["settings"]} == {3}
+    assert {s["items"] for s in summary["settings"]} == {2}
 
     # Other options would mix incomparable records: refused in one line, before any model loads.
-    refused = run_eval(eval_env, out, smollm2_teacher, "--limit", "3", "--span", "2")
+    refused = run_eval(eval_env, out, smollm2_teacher, "--limit", "2", "--span", "2")
     assert refused.returncode == 2
     assert "other options" in refused.stderr and "span" in refused.stderr
     assert "Traceback" not in refused.stderr

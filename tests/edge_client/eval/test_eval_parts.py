@@ -53,20 +53,21 @@ def test_missing_dataset(tmp_path):
 
 def test_plan_expands_cost_matched_random_after_its_sources():
     plan = plan_settings(
-        ["never", "teacher", "random", "confidence:0.40", "step:1.5", "always"], SETTINGS
+        ["never", "teacher", "random", "confidence:0.40", "step:1.5:32", "always"], SETTINGS
     )
     assert [s.key for s in plan] == [
         "never",
         "teacher",
         "confidence:0.4",
-        "step:1.5",
+        "step:1.5:32",
         "always:8",
         "random~confidence:0.4",
-        "random~step:1.5",
+        "random~step:1.5:32",
     ]
     teacher = plan[1]
     assert teacher.policy is PolicyName.ALWAYS and teacher.span == 64
-    assert plan[-1].matched_to == "step:1.5"
+    assert plan[3].span == 32 and plan[2].span == 8
+    assert plan[-1].matched_to == "step:1.5:32" and plan[-1].span == 32
 
 
 @pytest.mark.parametrize(
@@ -79,6 +80,8 @@ def test_plan_expands_cost_matched_random_after_its_sources():
         (["never:3"], "takes no value"),
         (["random"], "matches the cost"),
         (["never", "never"], "named twice"),
+        (["always:0"], "at least 1"),
+        (["random:0.1:4"], "takes its span from --span"),
     ],
 )
 def test_bad_settings_are_named(specs, message):
