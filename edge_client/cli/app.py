@@ -143,7 +143,8 @@ def evaluate(
         list[str] | None,
         typer.Option(
             help="A setting to run (repeatable): never, teacher, always[:K], confidence:θ, "
-            "entropy:B, step:B, random[:P], command. Default: " + " ".join(DEFAULT_SPECS)
+            "entropy:B, step:B (each with an optional :K span), random[:P], command. Default: "
+            + " ".join(DEFAULT_SPECS)
         ),
     ] = None,
     teacher: Teacher = None,
