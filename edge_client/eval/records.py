@@ -9,6 +9,7 @@ were made with; a rerun with other options is refused rather than mixed in.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,13 @@ class EvalRecord:
     usage: dict[str, Any]  # Usage.as_dict() of the answer
     wall_s: float
     rate: float | None = None  # the call rate a cost-matched random setting ran at
+
+
+def teacher_share(records: Sequence[EvalRecord]) -> float:
+    """Teacher tokens ÷ all generated tokens, over `records`."""
+    teacher = sum(record.usage["teacher_tokens"] for record in records)
+    generated = teacher + sum(record.usage["student_tokens"] for record in records)
+    return teacher / generated if generated else 0.0
 
 
 class RecordLog:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from edge_client.eval.checking import is_correct
 from edge_client.eval.dataset import EvalItem
 from edge_client.eval.plan import EvalSetting, matched_rate
-from edge_client.eval.records import EvalRecord, RecordLog
+from edge_client.eval.records import EvalRecord, RecordLog, teacher_share
 from edge_client.relay.events import AnswerFinished, TokensAppended
 from edge_client.runtime import EdgeRuntime, conversation_start
 from edge_client.settings import EdgeSettings
@@ -42,13 +42,6 @@ def run_settings(
             record = _answer(runtime, item, setting=setting, rate=rate, settings=settings)
             log.append(record)
             on_record(record)
-
-
-def teacher_share(records: Sequence[EvalRecord]) -> float:
-    """Teacher tokens ÷ all generated tokens, over `records`."""
-    teacher = sum(record.usage["teacher_tokens"] for record in records)
-    generated = teacher + sum(record.usage["student_tokens"] for record in records)
-    return teacher / generated if generated else 0.0
 
 
 def _answer(

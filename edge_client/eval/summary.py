@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from edge_client.eval.plan import EvalSetting
-from edge_client.eval.records import EvalRecord
-from edge_client.eval.runner import teacher_share
+from edge_client.eval.records import EvalRecord, teacher_share
 
 _Z95 = 1.959964
 
