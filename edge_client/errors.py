@@ -4,7 +4,9 @@ once, where they arise, and chained `from exc`.
     EdgeError                      the message says what is wrong and what to do
     ├── ConfigError                bad settings or flags
     ├── StudentError               the student model cannot be loaded or run
+    │   └── PromptTooLongError     the prompt does not fit the student's context
     ├── LedgerError                the ledger database cannot be opened or written
+    ├── DatasetError               an evaluation dataset that cannot be read
     └── TeacherCallError               a teacher call did not produce a span
         ├── TeacherUnavailableError   unreachable, overloaded or too slow, after retries
         │   └── CircuitOpenError      not tried: the circuit breaker is open
@@ -31,8 +33,16 @@ class StudentError(EdgeError):
     """The student model cannot be loaded or run."""
 
 
+class PromptTooLongError(StudentError):
+    """The prompt leaves no room for an answer in the student's context window."""
+
+
 class LedgerError(EdgeError):
     """The ledger database cannot be opened or written."""
+
+
+class DatasetError(EdgeError):
+    """An evaluation dataset that is missing or malformed."""
 
 
 class TeacherCallError(EdgeError):

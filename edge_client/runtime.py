@@ -129,6 +129,7 @@ def open_runtime(settings: EdgeSettings) -> Iterator[EdgeRuntime]:
                 span=settings.span,
                 max_span=settings.max_span,
                 threshold=settings.threshold,
+                entropy_bound=settings.entropy_bound,
                 min_gap=settings.min_gap,
                 budget=settings.budget,
                 rate=settings.rate,

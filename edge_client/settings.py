@@ -79,6 +79,11 @@ class EdgeSettings(FileSettings):
         le=1,
         description="confidence: call when the top-token probability is below this.",
     )
+    entropy_bound: float = Field(
+        default=1.5,
+        ge=0,
+        description="entropy, step: call when the next-token entropy (nats) is above this.",
+    )
     span: int = Field(default=8, ge=1, le=1024, description="Teacher tokens per call (n).")
     max_span: int = Field(
         default=64, ge=1, le=1024, description="command: largest span a <call>n</call> may ask."

@@ -13,9 +13,13 @@ from rich.text import Text
 
 from edge_client.cli.ask import run_ask
 from edge_client.cli.chat import run_chat
+from edge_client.cli.evaluate import run_eval
+from edge_client.cli.prompt_input import read_prompt
 from edge_client.cli.usage_view import print_usage
 from edge_client.errors import ConfigError, EdgeError
+from edge_client.eval.plan import DEFAULT_SPECS
 from edge_client.ledger.store import Ledger
+from edge_client.pairs import PairName, apply_pair
 from edge_client.policies.registry import PolicyName
 from edge_client.settings import EdgeSettings, load_settings
 from relay_common.errors import RelayCommonError
@@ -63,6 +67,14 @@ Tls = Annotated[bool | None, _option("tls", "--tls")]
 TlsCa = Annotated[Path | None, _option("tls_ca")]
 TlsCert = Annotated[Path | None, _option("tls_cert")]
 TlsKey = Annotated[Path | None, _option("tls_key")]
+Pair = Annotated[
+    PairName | None,
+    typer.Option(
+        help="A student/teacher pair of one family: sets --student and a local teacher's "
+        "model (qwen2.5-coder: pip install 'relay-decoding[qwen-pair]')."
+    ),
+]
+EntropyBound = Annotated[float | None, _option("entropy_bound")]
 Config = Annotated[
     Path | None, typer.Option(help="TOML config file (default: RELAY_CONFIG or the user's one).")
 ]
@@ -70,7 +82,7 @@ Config = Annotated[
 
 @app.command()
 def ask(
-    prompt: Annotated[str, typer.Argument(help="The question.")],
+    prompt: Annotated[str, typer.Argument(help="The question; - reads it from standard input.")],
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object: text, usage, spans.")
     ] = False,
@@ -80,6 +92,7 @@ def ask(
     student: Student = None,
     policy: Policy = None,
     threshold: Threshold = None,
+    entropy_bound: EntropyBound = None,
     span: Span = None,
     min_gap: MinGap = None,
     budget: Budget = None,
@@ -94,11 +107,13 @@ def ask(
     tls_ca: TlsCa = None,
     tls_cert: TlsCert = None,
     tls_key: TlsKey = None,
+    pair: Pair = None,
     config: Config = None,
 ) -> None:
     """Answer one question, streaming the answer (teacher spans highlighted)."""
     settings = _settings(locals())
-    _guarded(lambda: run_ask(settings, prompt, as_json=as_json, out=_OUT, err=_ERR))
+    question = _guarded(lambda: read_prompt(prompt, stdin=sys.stdin))
+    _guarded(lambda: run_ask(settings, question, as_json=as_json, out=_OUT, err=_ERR))
 
 
 @app.command()
@@ -109,6 +124,7 @@ def chat(
     student: Student = None,
     policy: Policy = None,
     threshold: Threshold = None,
+    entropy_bound: EntropyBound = None,
     span: Span = None,
     min_gap: MinGap = None,
     budget: Budget = None,
@@ -123,11 +139,53 @@ def chat(
     tls_ca: TlsCa = None,
     tls_cert: TlsCert = None,
     tls_key: TlsKey = None,
+    pair: Pair = None,
     config: Config = None,
 ) -> None:
     """Chat with the student; it relays to the teacher where it is unsure."""
     settings = _settings(locals())
     _guarded(lambda: run_chat(settings, console=_OUT))
+
+
+@app.command(name="eval")
+def evaluate(
+    dataset: Annotated[
+        Path, typer.Option(help="JSONL: GSM8K (question, answer '... #### N') or prompt/answer.")
+    ],
+    out: Annotated[Path, typer.Option(help="Output directory; a rerun with the same one resumes.")],
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N items.")] = None,
+    setting: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A setting to run (repeatable): never, teacher, always[:K], confidence:θ, "
+            "entropy:B, step:B (each with an optional :K span), random[:P], command. Default: "
+            + " ".join(DEFAULT_SPECS)
+        ),
+    ] = None,
+    teacher: Teacher = None,
+    teacher_model: TeacherModel = None,
+    student: Student = None,
+    span: Span = None,
+    min_gap: MinGap = None,
+    max_tokens: MaxTokens = None,
+    seed: Seed = None,
+    system: System = None,
+    pair: Pair = None,
+    config: Config = None,
+) -> None:
+    """Measure relay quality: accuracy against the share of teacher tokens, per setting."""
+    settings = _settings(locals())
+    _guarded(
+        lambda: run_eval(
+            settings,
+            dataset=dataset,
+            out=out,
+            limit=limit,
+            specs=setting or [],
+            console=_OUT,
+            err=_ERR,
+        )
+    )
 
 
 @app.command()
@@ -155,11 +213,17 @@ _OUT = Console(highlight=False)
 _ERR = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+_NOT_SETTINGS = {"prompt", "as_json", "dataset", "out", "limit", "setting"}
+
+
 def _settings(flags: dict[str, object]) -> EdgeSettings:
-    flags = {name: value for name, value in flags.items() if name not in {"prompt", "as_json"}}
+    flags = {name: value for name, value in flags.items() if name not in _NOT_SETTINGS}
     config = flags.pop("config")
+    pair = flags.pop("pair", None)
     flags["system_prompt"] = flags.pop("system", None)
-    return _guarded(lambda: load_settings(config_file=config, **flags))  # type: ignore[arg-type]
+    return _guarded(
+        lambda: load_settings(config_file=config, **apply_pair(pair, flags))  # type: ignore[arg-type]
+    )
 
 
 def _guarded(action: Callable[[], T]) -> T:

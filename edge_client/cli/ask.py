@@ -9,6 +9,7 @@ from dataclasses import asdict
 from rich.console import Console
 
 from edge_client.cli.interrupt import cancel_on_interrupt
+from edge_client.cli.prompt_input import ensure_prompt_fits
 from edge_client.cli.render import join_spans, refusal_note, stream_tokens, usage_line
 from edge_client.relay.events import AnswerFinished, TokensAppended
 from edge_client.runtime import conversation_start, open_runtime
@@ -23,6 +24,7 @@ def run_ask(
     with ExitStack() as stack:
         with err.status("loading the student and connecting the teacher…"):
             runtime = stack.enter_context(open_runtime(settings))
+        ensure_prompt_fits(runtime.session.student, messages, n_ctx=settings.n_ctx)
         tokens: list[TokensAppended] = []
         finished: AnswerFinished | None = None
         with cancel_on_interrupt(runtime.cancel):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from edge_client.policies.base import Policy, Step
+from edge_client.policies.gating import allowed_span
+from edge_client.policies.uncertainty import top_probability
 
 
 class ConfidencePolicy(Policy):
@@ -25,17 +25,7 @@ class ConfidencePolicy(Policy):
         self.budget = budget
 
     def decide(self, step: Step) -> int:
-        if step.tokens_since_call is not None and step.tokens_since_call < self.min_gap:
+        span = allowed_span(step, span=self.span, min_gap=self.min_gap, budget=self.budget)
+        if span == 0:
             return 0
-        span = self.span
-        if self.budget is not None:
-            span = min(span, self.budget - step.teacher_tokens_used)
-            if span <= 0:
-                return 0
         return span if top_probability(step.logits) < self.threshold else 0
-
-
-def top_probability(logits: np.ndarray) -> float:
-    """Softmax probability of the most likely token, without materialising the softmax."""
-    top = float(np.max(logits))
-    return 1.0 / float(np.sum(np.exp(logits - top, dtype=np.float64)))

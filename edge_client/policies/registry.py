@@ -8,10 +8,14 @@ from edge_client.policies.base import Policy
 from edge_client.policies.baselines import AlwaysPolicy, NeverPolicy, RandomPolicy
 from edge_client.policies.command import CommandPolicy
 from edge_client.policies.confidence import ConfidencePolicy
+from edge_client.policies.entropy import EntropyPolicy
+from edge_client.policies.step import StepPolicy
 
 
 class PolicyName(str, enum.Enum):
     CONFIDENCE = "confidence"
+    ENTROPY = "entropy"
+    STEP = "step"
     COMMAND = "command"
     RANDOM = "random"
     ALWAYS = "always"
@@ -24,6 +28,7 @@ def build_policy(
     span: int,
     max_span: int,
     threshold: float,
+    entropy_bound: float,
     min_gap: int,
     budget: int | None,
     rate: float,
@@ -33,6 +38,10 @@ def build_policy(
     match name:
         case PolicyName.CONFIDENCE:
             return ConfidencePolicy(threshold=threshold, span=span, min_gap=min_gap, budget=budget)
+        case PolicyName.ENTROPY:
+            return EntropyPolicy(bound=entropy_bound, span=span, min_gap=min_gap, budget=budget)
+        case PolicyName.STEP:
+            return StepPolicy(bound=entropy_bound, span=span, budget=budget)
         case PolicyName.COMMAND:
             return CommandPolicy(default_span=span, max_span=max_span)
         case PolicyName.RANDOM:

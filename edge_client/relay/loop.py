@@ -147,6 +147,7 @@ class RelaySession:
             position=answer.generated,
             tokens_since_call=since_call,
             teacher_tokens_used=self.usage.teacher_tokens,
+            at_line_start=answer.generated == 0 or answer.visible_text.endswith("\n"),
         )
         wanted = self.policy.decide(step)
         # In text mode the teacher continues the visible text: a character the student has

@@ -49,3 +49,10 @@ def fast_settings() -> TeacherClientSettings:
         breaker_threshold=3,
         breaker_cooldown_s=30.0,
     )
+
+
+@pytest.fixture
+def patient_settings() -> TeacherClientSettings:
+    """For calls that must succeed: a real teacher's first span on a busy 2-core machine can
+    take far longer than a production deadline."""
+    return TeacherClientSettings(deadline_s=120.0, latency_budget_s=300.0)

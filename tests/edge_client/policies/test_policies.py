@@ -7,8 +7,9 @@ import pytest
 
 from edge_client.policies.base import Step
 from edge_client.policies.baselines import AlwaysPolicy, NeverPolicy, RandomPolicy
-from edge_client.policies.confidence import ConfidencePolicy, top_probability
+from edge_client.policies.confidence import ConfidencePolicy
 from edge_client.policies.registry import PolicyName, build_policy
+from edge_client.policies.uncertainty import top_probability
 
 CONFIDENT = np.array([10.0, 0.0, 0.0, 0.0], dtype=np.float32)  # top probability ~ 0.9999
 UNSURE = np.zeros(4, dtype=np.float32)  # top probability 0.25
@@ -62,6 +63,14 @@ def test_random_policy_is_seeded_and_near_its_rate():
 @pytest.mark.parametrize("name", list(PolicyName))
 def test_every_policy_name_builds(name):
     policy = build_policy(
-        name, span=4, max_span=16, threshold=0.5, min_gap=0, budget=None, rate=0.1, seed=1
+        name,
+        span=4,
+        max_span=16,
+        threshold=0.5,
+        entropy_bound=1.0,
+        min_gap=0,
+        budget=None,
+        rate=0.1,
+        seed=1,
     )
     assert policy.name == name.value

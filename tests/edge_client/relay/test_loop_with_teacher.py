@@ -16,7 +16,7 @@ from edge_client.relay.loop import RelayOptions, RelaySession
 from edge_client.teacher.grpc_client import GrpcTeacherClient
 from relay_common.chat import ChatMessage
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(600)
 
 QUESTIONS = [
     [ChatMessage("user", "Explain in three sentences why the sky is blue.")],
@@ -47,9 +47,11 @@ def answer(student, teacher, policy: Policy, messages, *, max_tokens: int = 40):
     ],
     ids=["confidence", "random"],
 )
-def test_greedy_relay_equals_the_student_alone(student, smollm2_teacher, make_policy, messages):
+def test_greedy_relay_equals_the_student_alone(
+    student, smollm2_teacher, patient_settings, make_policy, messages
+):
     _, _, alone, _ = answer(student, None, NeverPolicy(), messages)
-    client = GrpcTeacherClient(smollm2_teacher)
+    client = GrpcTeacherClient(smollm2_teacher, settings=patient_settings)
     try:
         session, events, relayed, evaluated = answer(student, client, make_policy(), messages)
     finally:
@@ -64,8 +66,8 @@ def test_greedy_relay_equals_the_student_alone(student, smollm2_teacher, make_po
     assert evaluated == session.usage.prompt_tokens + len(relayed)
 
 
-def test_text_mode_against_the_gemma_teacher(student, gemma_teacher):
-    client = GrpcTeacherClient(gemma_teacher)
+def test_text_mode_against_the_gemma_teacher(student, gemma_teacher, patient_settings):
+    client = GrpcTeacherClient(gemma_teacher, settings=patient_settings)
     try:
         session, events, ids, _ = answer(
             student, client, ConfidencePolicy(threshold=0.6, span=4), QUESTIONS[1]

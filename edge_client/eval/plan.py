@@ -1,0 +1,154 @@
+"""The settings an evaluation runs, each a policy with its parameters, named by a spec:
+
+never            the student alone            teacher        the teacher alone (always, max_span)
+always[:K]       the teacher every K tokens   command        RelayLLM's <call>n</call>
+confidence:θ     top-token probability < θ    entropy:B      next-token entropy > B nats
+step:B           entropy > B at a line start  random:P       a call with probability P
+random           one random setting per confidence/entropy/step setting, at the call rate
+                 that matches the teacher-token share that setting measured (cost-matched)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edge_client.errors import ConfigError
+from edge_client.policies.base import Policy
+from edge_client.policies.registry import PolicyName, build_policy
+from edge_client.settings import EdgeSettings
+
+DEFAULT_SPECS = (
+    "never",
+    "teacher",
+    "confidence:0.3",
+    "confidence:0.4",
+    "confidence:0.5",
+    "entropy:1.5",
+    "step:1.5:32",
+    "random",
+    "always:8",
+    "command",
+)
+_THRESHOLDED = {
+    PolicyName.CONFIDENCE: "θ",
+    PolicyName.ENTROPY: "nats",
+    PolicyName.STEP: "nats",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class EvalSetting:
+    key: str  # the spec, normalised: how records and the summary name this setting
+    policy: PolicyName
+    span: int
+    value: float | None = None  # θ, the entropy bound, or the random rate
+    matched_to: str | None = None  # random: the setting whose teacher-token share it matches
+
+    @property
+    def family(self) -> str:
+        """The curve this setting is a point of ("teacher" for the teacher alone)."""
+        return "teacher" if self.key == "teacher" else self.policy.value
+
+    def build(self, settings: EdgeSettings, *, rate: float | None, seed: int) -> Policy:
+        """This setting's policy; `rate` is the matched call rate of a cost-matched random."""
+        value = self.value if rate is None else rate
+        return build_policy(
+            self.policy,
+            span=self.span,
+            max_span=settings.max_span,
+            threshold=value if self.policy is PolicyName.CONFIDENCE else settings.threshold,
+            entropy_bound=value if self.policy in {PolicyName.ENTROPY, PolicyName.STEP} else 0.0,
+            min_gap=settings.min_gap,
+            budget=None,
+            rate=value if self.policy is PolicyName.RANDOM else 0.0,
+            seed=seed,
+        )
+
+
+def plan_settings(specs: list[str], settings: EdgeSettings) -> list[EvalSetting]:
+    """The settings named by `specs`, cost-matched random ones last (they need the measured
+    share of the setting they match). Raises ConfigError naming a bad spec."""
+    planned: list[EvalSetting] = []
+    wants_matched_random = False
+    for spec in specs:
+        name, _, argument = spec.strip().partition(":")
+        if name == "random" and not argument:
+            wants_matched_random = True
+            continue
+        planned.append(_setting(name, argument, spec=spec, settings=settings))
+    if wants_matched_random:
+        sources = [item for item in planned if item.policy in _THRESHOLDED]
+        if not sources:
+            raise ConfigError(
+                "the setting `random` matches the cost of confidence, entropy or step settings; "
+                "add one (e.g. --setting confidence:0.4) or give a rate (random:0.05)"
+            )
+        planned += [
+            EvalSetting(
+                key=f"random~{source.key}",
+                policy=PolicyName.RANDOM,
+                span=source.span,  # the same span, so the same cost per call
+                matched_to=source.key,
+            )
+            for source in sources
+        ]
+    keys = [item.key for item in planned]
+    duplicates = sorted({key for key in keys if keys.count(key) > 1})
+    if duplicates:
+        raise ConfigError(f"settings named twice: {', '.join(duplicates)}")
+    return planned
+
+
+def matched_rate(teacher_share: float, *, span: int) -> float:
+    """The per-position call rate at which calls of `span` tokens give `teacher_share` of all
+    tokens: a call (prob. p) adds span teacher tokens, else one student token, so
+    share = p·k / (p·k + 1 - p), solved for p."""
+    if teacher_share <= 0:
+        return 0.0
+    return min(1.0, teacher_share / (span - teacher_share * (span - 1)))
+
+
+def _setting(name: str, argument: str, *, spec: str, settings: EdgeSettings) -> EvalSetting:
+    try:
+        policy = PolicyName("always" if name == "teacher" else name)
+    except ValueError:
+        raise ConfigError(
+            f"unknown setting {spec!r}; use never, teacher, always[:K], confidence:θ, "
+            "entropy:B, step:B, random[:P] or command"
+        ) from None
+    if name == "teacher":
+        return EvalSetting(key="teacher", policy=policy, span=settings.max_span)
+    if policy is PolicyName.ALWAYS:
+        span = int(_number(argument, spec=spec, kind=int)) if argument else settings.span
+        if span < 1:
+            raise ConfigError(f"setting {spec!r}: the span must be at least 1")
+        return EvalSetting(key=f"always:{span}", policy=policy, span=span)
+    if policy in _THRESHOLDED or policy is PolicyName.RANDOM:
+        if not argument:
+            raise ConfigError(f"setting {spec!r} needs a value, e.g. {name}:0.4")
+        argument, _, span_argument = argument.partition(":")
+        value = _number(argument, spec=spec, kind=float)
+        if policy in {PolicyName.CONFIDENCE, PolicyName.RANDOM} and not 0 <= value <= 1:
+            raise ConfigError(f"setting {spec!r}: the value must be between 0 and 1")
+        if value < 0:
+            raise ConfigError(f"setting {spec!r}: the entropy bound must not be negative")
+        if span_argument and policy is PolicyName.RANDOM:
+            raise ConfigError(f"setting {spec!r}: random takes its span from --span")
+        if not span_argument:
+            return EvalSetting(
+                key=f"{name}:{value:g}", policy=policy, span=settings.span, value=value
+            )
+        span = int(_number(span_argument, spec=spec, kind=int))
+        if span < 1:
+            raise ConfigError(f"setting {spec!r}: the span must be at least 1")
+        return EvalSetting(key=f"{name}:{value:g}:{span}", policy=policy, span=span, value=value)
+    if argument:
+        raise ConfigError(f"setting {spec!r} takes no value; write {name}")
+    return EvalSetting(key=name, policy=policy, span=settings.span)
+
+
+def _number(argument: str, *, spec: str, kind: type[float] | type[int]) -> float:
+    try:
+        return kind(argument)
+    except ValueError:
+        raise ConfigError(f"setting {spec!r}: {argument!r} is not a number") from None

@@ -1,0 +1,93 @@
+"""One JSONL record per item and setting, appended as each answer ends: a rerun with the same
+output directory skips what is recorded and goes on. `run.json` keeps the options the records
+were made with; a rerun with other options is refused rather than mixed in.
+
+    DIR/run.json         the options of the run (student, teacher, span, max_tokens, …)
+    DIR/records.jsonl    {"setting": "confidence:0.4", "item_id": "7", "correct": true, …}
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from edge_client.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class EvalRecord:
+    setting: str
+    item_id: str
+    correct: bool
+    reference: str
+    text: str
+    finish_reason: str
+    usage: dict[str, Any]  # Usage.as_dict() of the answer
+    wall_s: float
+    rate: float | None = None  # the call rate a cost-matched random setting ran at
+
+
+def teacher_share(records: Sequence[EvalRecord]) -> float:
+    """Teacher tokens ÷ all generated tokens, over `records`."""
+    teacher = sum(record.usage["teacher_tokens"] for record in records)
+    generated = teacher + sum(record.usage["student_tokens"] for record in records)
+    return teacher / generated if generated else 0.0
+
+
+class RecordLog:
+    """The records of one output directory."""
+
+    def __init__(self, directory: Path, *, options: dict[str, Any]) -> None:
+        self.directory = directory
+        self.path = directory / "records.jsonl"
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the output directory {directory}: {exc}") from exc
+        self._check_options(options)
+        self.records: dict[tuple[str, str], EvalRecord] = self._load()
+
+    def has(self, setting: str, item_id: str) -> bool:
+        return (setting, item_id) in self.records
+
+    def append(self, record: EvalRecord) -> None:
+        with self.path.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(asdict(record), ensure_ascii=False) + "\n")
+        self.records[(record.setting, record.item_id)] = record
+
+    def of(self, setting: str, item_ids: list[str]) -> list[EvalRecord]:
+        """The records of `setting` for those items that have one."""
+        return [
+            self.records[key]
+            for key in ((setting, item) for item in item_ids)
+            if key in self.records
+        ]
+
+    def _check_options(self, options: dict[str, Any]) -> None:
+        manifest = self.directory / "run.json"
+        if manifest.is_file():
+            recorded = json.loads(manifest.read_text(encoding="utf-8"))
+            changed = sorted(key for key in options if recorded.get(key) != options[key])
+            if changed:
+                details = ", ".join(f"{k}: {recorded.get(k)!r} → {options[k]!r}" for k in changed)
+                raise ConfigError(
+                    f"{self.directory} holds records made with other options ({details}); "
+                    "rerun with those options to resume, or give another --out"
+                )
+        else:
+            manifest.write_text(json.dumps(options, indent=2) + "\n", encoding="utf-8")
+
+    def _load(self) -> dict[tuple[str, str], EvalRecord]:
+        records: dict[tuple[str, str], EvalRecord] = {}
+        if not self.path.is_file():
+            return records
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = EvalRecord(**json.loads(line))
+            except (json.JSONDecodeError, TypeError):
+                continue  # a line cut short when a run was killed: that item runs again
+            records[(record.setting, record.item_id)] = record
+        return records

@@ -1,0 +1,108 @@
+"""`relay-edge eval` as a user runs it: the real CLI, the embedded student, a real teacher on
+loopback (the student's own GGUF: token mode, the cheapest real teacher), a few GSM8K items."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+RELAY_EDGE = str(Path(sys.executable).with_name("relay-edge"))
+DATASET = Path(__file__).parent / "data" / "gsm8k_test_sample.jsonl"
+SETTINGS = ("never", "always:4", "confidence:0.3", "confidence:0.6")
+
+
+@pytest.fixture
+def eval_env(tmp_path) -> dict[str, str]:
+    config = tmp_path / "config.toml"
+    config.write_text("")  # hermetic: no user config file applies
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    # A loaded machine may be slow: a generous deadline keeps every span the teacher's.
+    return env | {
+        "RELAY_LEDGER_PATH": str(tmp_path / "ledger.db"),
+        "RELAY_CONFIG": str(config),
+        "RELAY_TEACHER_CLIENT__DEADLINE_S": "300",
+        "RELAY_TEACHER_CLIENT__LATENCY_BUDGET_S": "600",
+    }
+
+
+def run_eval(env, out: Path, teacher: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    command = [RELAY_EDGE, "eval", "--dataset", str(DATASET), "--out", str(out)]
+    command += ["--teacher", teacher, "--max-tokens", "16"]
+    for setting in SETTINGS:
+        command += ["--setting", setting]
+    return subprocess.run(
+        [*command, *extra], env=env, capture_output=True, text=True, timeout=800, check=False
+    )
+
+
+def records(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+
+
+def test_eval_writes_summary_and_plot_then_resumes(eval_env, smollm2_teacher, tmp_path):
+    out = tmp_path / "run"
+    first = run_eval(eval_env, out, smollm2_teacher, "--limit", "1")
+    assert first.returncode == 0, first.stderr
+
+    done = records(out)
+    assert sorted((r["setting"], r["item_id"]) for r in done) == sorted(
+        (setting, item) for setting in SETTINGS for item in ("1",)
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    by_setting = {s["setting"]: s for s in summary["settings"]}
+    assert list(by_setting) == list(SETTINGS)
+    assert all(s["items"] == 1 for s in by_setting.values())
+    assert by_setting["never"]["teacher_token_ratio"] == 0
+    assert by_setting["never"]["calls_per_answer"] == 0
+    assert by_setting["always:4"]["teacher_token_ratio"] == 1.0  # no span fell back
+    assert by_setting["always:4"]["fallback_spans"] == 0
+    for s in by_setting.values():
+        assert 0 <= s["accuracy_low"] <= s["accuracy"] <= s["accuracy_high"] <= 1
+    # Token mode with the student's own GGUF: whoever writes, the greedy answer is the same.
+    assert len({r["text"] for r in done}) == 1
+    assert (out / "accuracy_vs_teacher_tokens.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "confidence:0.6" in first.stdout  # the printed table
+
+    # Same --out, one more item: only the new item's answers run, the old records stay.
+    before = (out / "records.jsonl").read_text()
+    second = run_eval(eval_env, out, smollm2_teacher, "--limit", "2")
+    assert second.returncode == 0, second.stderr
+    assert "4 answers to run, 4 recorded" in second.stderr
+    after = (out / "records.jsonl").read_text()
+    assert after.startswith(before)
+    new = records(out)[len(done) :]
+    assert sorted((r["setting"], r["item_id"]) for r in new) == sorted(
+        (setting, "2") for setting in SETTINGS
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert {s["items"] for s in summary["settings"]} == {2}
+
+    # Other options would mix incomparable records: refused in one line, before any model loads.
+    refused = run_eval(eval_env, out, smollm2_teacher, "--limit", "2", "--span", "2")
+    assert refused.returncode == 2
+    assert "other options" in refused.stderr and "span" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert (out / "records.jsonl").read_text() == after
+
+
+def test_eval_names_a_bad_dataset_line(eval_env, tmp_path):
+    dataset = tmp_path / "bad.jsonl"
+    dataset.write_text('{"question": "1+1?", "answer": "#### 2"}\n{"question": "no answer"}\n')
+    done = subprocess.run(
+        [RELAY_EDGE, "eval", "--dataset", str(dataset), "--out", str(tmp_path / "o")],
+        env=eval_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert f"{dataset}:2" in done.stderr and "answer" in done.stderr
+    assert "Traceback" not in done.stderr
