@@ -23,7 +23,7 @@ from relay_common.gguf import GgufModel
 from relay_proto import relay_pb2_grpc
 
 # Small on purpose: two CPU cores run the whole project's suite.
-TEST_SETTINGS: dict[str, Any] = {"port": 0, "n_ctx": 2048, "max_span_tokens": 64}
+TEST_SETTINGS: dict[str, Any] = {"port": 0, "n_ctx": 2048, "kv_sessions": 8, "max_span_tokens": 64}
 
 
 @dataclass
@@ -42,8 +42,8 @@ class RunningTeacher:
         return relay_pb2_grpc.TeacherServiceStub(self.channel)
 
     def evaluated_tokens(self) -> int:
-        """Tokens llama.cpp decoded so far, over all slots."""
-        return sum(model.evaluated_tokens for model in self.engine.slots)
+        """Tokens llama.cpp decoded so far, over all sessions."""
+        return self.engine.evaluated_tokens
 
 
 StartTeacher = Callable[..., RunningTeacher]
