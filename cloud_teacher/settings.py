@@ -51,7 +51,7 @@ class TeacherSettings(FileSettings):
         ge=1,
         le=256,
         description="Sessions whose KV prefix is kept (one llama.cpp sequence each, "
-        "kv_sessions × n_ctx KV cells in all); the least recently used idle one is evicted "
+        "kv_sessions x n_ctx KV cells in all); the least recently used idle one is evicted "
         "when all are taken.",
     )
     threads: int | None = Field(

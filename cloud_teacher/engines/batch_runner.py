@@ -64,7 +64,7 @@ class BatchRunner:
         self._ctx = llama_lib.llama_init_from_model(model.native_model, params)
         if not self._ctx:
             raise ModelLoadError(
-                f"llama.cpp could not create a context of {n_sequences} sequences × {n_ctx} "
+                f"llama.cpp could not create a context of {n_sequences} sequences x {n_ctx} "
                 f"tokens for {model.path}; lower kv_sessions or n_ctx"
             )
         self._memory = llama_lib.llama_get_memory(self._ctx)

@@ -15,6 +15,7 @@ prompt was split into calls and whoever else is served.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 
@@ -120,10 +121,9 @@ class LlamaCppEngine:
         events: asyncio.Queue[JobEvent] = asyncio.Queue()
 
         def emit(event: JobEvent) -> None:  # called on the step loop's thread
-            try:
+            # RuntimeError: the caller's event loop is gone, so nobody is listening.
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(events.put_nowait, event)
-            except RuntimeError:  # the caller's event loop is gone: nobody is listening
-                pass
 
         job = SpanJob(
             request=request,

@@ -1,7 +1,7 @@
 """Which llama.cpp sequence holds which session's KV prefix. Pure bookkeeping, no llama.cpp.
 
 The context has a fixed number of sequences, each with its own window of KV cells (the cell
-budget is sequences × window). A session's later call goes back to its own sequence and reuses
+budget is sequences x window). A session's later call goes back to its own sequence and reuses
 the longest prefix it shares with what that sequence holds. A new session takes an empty
 sequence, else the least recently used idle one, whose tokens are then forgotten (evicted).
 Sequences are keyed by tenant and session, so one tenant's request never reads another

@@ -40,7 +40,9 @@ class SpanWriter:
         released, stopped = (
             self._scanner.feed(token, text) if self._scanner else ([(token, text)], False)
         )
-        pieces = [Piece(token_ids=(token_id,), text=piece_text) for token_id, piece_text in released]
+        pieces = [
+            Piece(token_ids=(token_id,), text=piece_text) for token_id, piece_text in released
+        ]
         if stopped:
             return pieces, FinishReason.END_OF_ANSWER
         if self.sampled >= self._max_tokens:
