@@ -55,6 +55,9 @@ class BatchRunner:
         params.n_ubatch = min(n_ubatch, step_tokens)
         params.n_seq_max = n_sequences
         params.kv_unified = False
+        # As `GgufModel` (llama-cpp-python's default): the same attention kernels as the
+        # student's, so exact mode gives the student's own logits on the same model.
+        params.flash_attn_type = llama_lib.LLAMA_FLASH_ATTN_TYPE_DISABLED
         # Rolling a sequence back to a shared prefix needs the full-size cache on models with
         # sliding-window attention (Gemma 3); otherwise `drop` fails and prompts re-prefill.
         params.swa_full = True

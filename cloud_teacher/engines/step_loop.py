@@ -92,14 +92,12 @@ class StepLoop:
     def _next_round(self) -> bool:
         """Waits until there is work; False once closing."""
         with self._wake:
-            while not (self._closing or self._inbox or self._running or self._has_cancelled()):
+            # Waiting jobs count as work: with none running, the first of them fits.
+            while not (self._closing or self._inbox or self._waiting or self._running):
                 self._wake.wait()
             self._waiting.extend(self._inbox)
             self._inbox.clear()
             return not self._closing
-
-    def _has_cancelled(self) -> bool:
-        return any(job.cancelled for job in self._waiting)
 
     def _drop_cancelled(self) -> None:
         for job in [job for job in self._waiting if job.cancelled]:

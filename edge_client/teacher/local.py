@@ -80,9 +80,14 @@ def find_teacher_executable() -> str:
 
 
 def start_local_teacher(
-    *, model: str | os.PathLike[str] | None = None, slots: int = 1, timeout_s: float = 120.0
+    *,
+    model: str | os.PathLike[str] | None = None,
+    slots: int = 1,
+    exact: bool = False,
+    timeout_s: float = 120.0,
 ) -> LocalTeacher:
-    """Starts `relay-teacher serve` on a free loopback port and waits until it serves.
+    """Starts `relay-teacher serve` on a free loopback port and waits until it serves;
+    `exact` makes its evaluation batch-invariant (see the teacher's --exact).
 
     Raises ConfigError when relay-teacher is missing, EdgeError when it exits before serving
     (with the end of its log) or is not serving within `timeout_s`.
@@ -95,7 +100,10 @@ def start_local_teacher(
     command = [executable, "serve", "--host", "127.0.0.1", "--port", "0"]
     command += ["--ready-file", str(ready_file)]
     # One session uses it: one slot, so it does not split the cores it shares with the student.
-    command += ["--slots", str(slots)]
+    # Its KV cache keeps as many sessions as it serves at once: one session's, by default.
+    command += ["--slots", str(slots), "--kv-sessions", str(slots)]
+    if exact:
+        command.append("--exact")
     if model is not None:
         command += ["--model", os.fspath(model)]
     try:
