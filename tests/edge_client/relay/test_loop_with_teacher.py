@@ -14,9 +14,14 @@ from edge_client.policies.confidence import ConfidencePolicy
 from edge_client.relay.events import AnswerFinished, Source, TeacherCall, TokensAppended
 from edge_client.relay.loop import RelayOptions, RelaySession
 from edge_client.teacher.grpc_client import GrpcTeacherClient
+from edge_client.teacher.settings import TeacherClientSettings
 from relay_common.chat import ChatMessage
 
 pytestmark = pytest.mark.timeout(180)
+
+# Deadlines sized for a busy shared 2-core machine: a call that fails falls back to the student,
+# which would hide what these tests check.
+PATIENT = TeacherClientSettings(deadline_s=120.0, latency_budget_s=300.0)
 
 QUESTIONS = [
     [ChatMessage("user", "Explain in three sentences why the sky is blue.")],
@@ -49,7 +54,7 @@ def answer(student, teacher, policy: Policy, messages, *, max_tokens: int = 40):
 )
 def test_greedy_relay_equals_the_student_alone(student, smollm2_teacher, make_policy, messages):
     _, _, alone, _ = answer(student, None, NeverPolicy(), messages)
-    client = GrpcTeacherClient(smollm2_teacher)
+    client = GrpcTeacherClient(smollm2_teacher, settings=PATIENT)
     try:
         session, events, relayed, evaluated = answer(student, client, make_policy(), messages)
     finally:
@@ -65,7 +70,7 @@ def test_greedy_relay_equals_the_student_alone(student, smollm2_teacher, make_po
 
 
 def test_text_mode_against_the_gemma_teacher(student, gemma_teacher):
-    client = GrpcTeacherClient(gemma_teacher)
+    client = GrpcTeacherClient(gemma_teacher, settings=PATIENT)
     try:
         session, events, ids, _ = answer(
             student, client, ConfidencePolicy(threshold=0.6, span=4), QUESTIONS[1]
