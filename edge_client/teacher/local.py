@@ -99,8 +99,7 @@ def start_local_teacher(
     # Loopback only: a teacher for this session must not be reachable from the network.
     command = [executable, "serve", "--host", "127.0.0.1", "--port", "0"]
     command += ["--ready-file", str(ready_file)]
-    # One session uses it: one slot, so it does not split the cores it shares with the student.
-    # Its KV cache keeps as many sessions as it serves at once: one session's, by default.
+    # One session uses it: one slot, and a KV cache for that one session (not the server's 16).
     command += ["--slots", str(slots), "--kv-sessions", str(slots)]
     if exact:
         command.append("--exact")
