@@ -1,10 +1,12 @@
-"""Edge overhead: relay loop (teacher-free) tokens/s ÷ bare `Llama.generate` tokens/s.
+"""Edge overhead: relay loop (teacher-free, every event written to a ledger) tokens/s ÷ bare
+`Llama.generate` tokens/s, and time to first token for a 1,000-token prompt, relay ÷ bare.
 
-Same model, prompt, greedy decoding and token count, timed from the first generated token to
-the last (prompt evaluation excluded on both sides); the rounds alternate so machine noise
-hits both sides alike. Prints one JSON line.
+Same model, prompt, greedy decoding and token count; decoding is timed from the first
+generated token to the last (prompt evaluation excluded on both sides), time to first token
+from the start of the answer (prompt rendering and evaluation included). The rounds alternate
+so machine noise hits both sides alike. Prints one JSON line.
 
-    python -m benchmarks.edge_overhead [--tokens 128] [--rounds 5] [--student PATH]
+    python -m benchmarks.edge_overhead [--tokens 128] [--rounds 5] [--student PATH] [--exact]
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
+from edge_client.ledger.store import Ledger
 from edge_client.policies.baselines import NeverPolicy
 from edge_client.relay.events import TokensAppended
 from edge_client.relay.loop import RelayOptions, RelaySession
@@ -21,6 +26,7 @@ from edge_client.student.llama_student import LlamaStudent
 from relay_common.chat import ChatMessage
 
 PROMPT = [ChatMessage("user", "Write a long story about a lighthouse keeper and the sea.")]
+LONG_PROMPT_TOKENS = 1000
 
 
 def bare_generate(student: LlamaStudent, prompt: list[int], tokens: int) -> float:
@@ -35,17 +41,55 @@ def bare_generate(student: LlamaStudent, prompt: list[int], tokens: int) -> floa
     return (len(stamps) - 1) / (stamps[-1] - stamps[0])
 
 
-def relay_loop(student: LlamaStudent, prompt: list[int], tokens: int) -> float:
-    """Tokens/s of the relay loop, teacher-free."""
-    student.model.reset()
+def relay_session(student: LlamaStudent, tokens: int, ledger: Ledger) -> RelaySession:
     session = RelaySession(
         student=student, teacher=None, policy=NeverPolicy(), options=RelayOptions(max_tokens=tokens)
     )
+    ledger.start_session(
+        session.session_id, student_model=student.model_name, teacher="none", policy="never"
+    )
+    return session
+
+
+def relay_loop(student: LlamaStudent, tokens: int, ledger: Ledger) -> float:
+    """Tokens/s of the relay loop, teacher-free, each event recorded as the CLI does."""
+    student.model.reset()
+    session = relay_session(student, tokens, ledger)
     stamps = []
     for event in session.answer(PROMPT):
+        ledger.record(session.session_id, event)
         if isinstance(event, TokensAppended):
             stamps.append(time.perf_counter())
     return (len(stamps) - 1) / (stamps[-1] - stamps[0])
+
+
+def long_question(student: LlamaStudent) -> list[ChatMessage]:
+    """A user message whose prompt is about LONG_PROMPT_TOKENS tokens."""
+    words = "The keeper climbs the stairs and lights the lamp before the storm. " * 200
+    text = student.model.detokenize(student.tokenize(words)[: LONG_PROMPT_TOKENS - 20]).decode()
+    return [ChatMessage("user", text + " What happens next?")]
+
+
+def bare_first_token_s(student: LlamaStudent, prompt: list[int]) -> float:
+    student.model.reset()
+    started = time.perf_counter()
+    next(iter(student.model.llama.generate(prompt, temp=0.0, top_k=1)))
+    elapsed = time.perf_counter() - started
+    student.model.reset()
+    return elapsed
+
+
+def relay_first_token_s(
+    student: LlamaStudent, messages: list[ChatMessage], ledger: Ledger
+) -> float:
+    student.model.reset()
+    session = relay_session(student, 1, ledger)
+    started = time.perf_counter()
+    for event in session.answer(messages):
+        ledger.record(session.session_id, event)
+        if isinstance(event, TokensAppended):
+            return time.perf_counter() - started
+    raise RuntimeError("the relay loop wrote no token")
 
 
 def main() -> None:
@@ -53,20 +97,31 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--student", default=None)
+    parser.add_argument("--exact", action="store_true", help="batch-invariant (n_ubatch 1)")
     args = parser.parse_args()
-    student = LlamaStudent(args.student)
+    student = LlamaStudent(args.student, n_ubatch=1 if args.exact else 512)
     prompt = student.render_prompt(PROMPT)
-    bare, relay = [], []
-    for _ in range(args.rounds):
-        bare.append(bare_generate(student, prompt, args.tokens))
-        relay.append(relay_loop(student, prompt, args.tokens))
+    question = long_question(student)
+    long_prompt = student.render_prompt(question)
+    bare, relay, bare_ttft, relay_ttft = [], [], [], []
+    with tempfile.TemporaryDirectory() as workdir, Ledger(Path(workdir) / "ledger.db") as ledger:
+        for _ in range(args.rounds):
+            bare.append(bare_generate(student, prompt, args.tokens))
+            relay.append(relay_loop(student, args.tokens, ledger))
+            bare_ttft.append(bare_first_token_s(student, long_prompt))
+            relay_ttft.append(relay_first_token_s(student, question, ledger))
     result = {
         "model": student.model_name,
+        "exact": args.exact,
         "tokens": args.tokens,
         "rounds": args.rounds,
         "bare_tok_s": round(statistics.median(bare), 1),
         "relay_tok_s": round(statistics.median(relay), 1),
         "ratio": round(statistics.median(relay) / statistics.median(bare), 3),
+        "prompt_tokens": len(long_prompt),
+        "bare_ttft_s": round(statistics.median(bare_ttft), 3),
+        "relay_ttft_s": round(statistics.median(relay_ttft), 3),
+        "ttft_ratio": round(statistics.median(relay_ttft) / statistics.median(bare_ttft), 3),
     }
     print(json.dumps(result))
 

@@ -1,5 +1,5 @@
-"""What exactness costs: prompt evaluation time at n_ubatch 1 (batch-invariant, the default)
-÷ at n_ubatch 512, same model and prompt. Decoding (one token per step) is unaffected.
+"""What exactness costs: prompt evaluation time at n_ubatch 1 (batch-invariant, exact mode)
+÷ at n_ubatch 512 (the default), same model and prompt. Decoding (one token per step) is unaffected.
 
     python -m benchmarks.prefill_ubatch [--prompt-tokens 200] [--rounds 3] [--model PATH]
 """

@@ -53,8 +53,10 @@ def serve(
     model: Annotated[Path | None, typer.Option(help=_help("model"))] = None,
     n_ctx: Annotated[int | None, typer.Option(help=_help("n_ctx"))] = None,
     slots: Annotated[int | None, typer.Option(help=_help("slots"))] = None,
+    kv_sessions: Annotated[int | None, typer.Option(help=_help("kv_sessions"))] = None,
     threads: Annotated[int | None, typer.Option(help=_help("threads"))] = None,
     n_ubatch: Annotated[int | None, typer.Option(help=_help("n_ubatch"))] = None,
+    exact: Annotated[bool | None, typer.Option("--exact", help=_help("exact"))] = None,
     max_span_tokens: Annotated[int | None, typer.Option(help=_help("max_span_tokens"))] = None,
     max_context_tokens: Annotated[
         int | None, typer.Option(help=_help("max_context_tokens"))
@@ -92,8 +94,10 @@ def serve(
         "model": model,
         "n_ctx": n_ctx,
         "slots": slots,
+        "kv_sessions": kv_sessions,
         "threads": threads,
         "n_ubatch": n_ubatch,
+        "exact": exact,
         "max_span_tokens": max_span_tokens,
         "max_context_tokens": max_context_tokens,
         "max_pending": max_pending,

@@ -51,25 +51,39 @@ class TeacherSettings(FileSettings):
         "Hugging Face model name or directory, or a GGUF file converted once (default: the "
         "embedded SmolLM2-135M).",
     )
-    n_ctx: int = Field(4096, ge=64, le=1_048_576, description="Context window per slot, in tokens.")
+    n_ctx: int = Field(
+        4096, ge=64, le=1_048_576, description="Context window per session, in tokens."
+    )
     slots: int = Field(
-        2,
+        8,
         ge=1,
         le=256,
-        description="Sessions generated at once (one llama.cpp context each); "
+        description="Sessions generated at once, decoded together one batch per step; "
         "more wait in the queue.",
     )
+    kv_sessions: int = Field(
+        16,
+        ge=1,
+        le=256,
+        description="Sessions whose KV prefix is kept (one llama.cpp sequence each, "
+        "kv_sessions x n_ctx KV cells in all); the least recently used idle one is evicted "
+        "when all are taken.",
+    )
     threads: int | None = Field(
-        None, ge=1, le=1024, description="CPU threads per slot; default: cores / slots."
+        None, ge=1, le=1024, description="CPU threads for llama.cpp; default: all usable cores."
     )
     n_ubatch: int = Field(
-        1,
+        512,
         ge=1,
         le=512,
-        description="Tokens evaluated per llama.cpp step. llama.cpp's logits depend slightly "
-        "on batching; 1 makes them batch-invariant, so a student on the same model and "
-        "n_ubatch 1 gets spans identical to what it would write alone. Raise it to prefill "
-        "long contexts faster.",
+        description="Tokens llama.cpp evaluates per micro-batch (prompt speed); exact sets 1.",
+    )
+    exact: bool = Field(
+        False,
+        description="Batch-invariant evaluation: one token per micro-batch and one session per "
+        "step, so logits do not depend on batching; a student on the same model in exact mode "
+        "then gets spans identical to what it would write alone. Slower prompts and no "
+        "batching across sessions.",
     )
     max_span_tokens: int = Field(
         256, ge=1, le=65_536, description="Largest max_tokens a span request may ask for."
@@ -202,6 +216,11 @@ class TeacherSettings(FileSettings):
 
     @model_validator(mode="after")
     def _fit_context_window(self) -> TeacherSettings:
+        if self.slots > self.kv_sessions:
+            raise ValueError(
+                f"slots ({self.slots}) must not exceed kv_sessions ({self.kv_sessions}): each "
+                "session generating holds a sequence; raise kv_sessions or lower slots"
+            )
         if self.max_span_tokens >= self.n_ctx:
             raise ValueError(
                 f"max_span_tokens ({self.max_span_tokens}) leaves no room for a context in "

@@ -107,12 +107,18 @@ def open_runtime(settings: EdgeSettings) -> Iterator[EdgeRuntime]:
     with ExitStack() as stack:
         ledger = Ledger(settings.ledger_path)
         stack.callback(ledger.close)
-        student = LlamaStudent(settings.student, n_ctx=settings.n_ctx, n_ubatch=settings.n_ubatch)
+        student = LlamaStudent(
+            settings.student,
+            n_ctx=settings.n_ctx,
+            n_ubatch=1 if settings.exact else settings.n_ubatch,
+        )
         stack.callback(student.close)
         teacher: TeacherClient | None = None
         label = "none"
         if target == LOCAL_TEACHER:
-            local = stack.enter_context(start_local_teacher(model=settings.teacher_model))
+            local = stack.enter_context(
+                start_local_teacher(model=settings.teacher_model, exact=settings.exact)
+            )
             target, label = local.address, f"local ({local.address})"
         elif target is not None:
             label = target

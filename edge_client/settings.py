@@ -60,14 +60,19 @@ class EdgeSettings(FileSettings):
     )
     n_ctx: int = Field(default=4096, ge=256, le=131072, description="Student context window.")
     n_ubatch: int = Field(
-        default=1,
+        default=512,
         ge=1,
         le=512,
+        description="Tokens the student evaluates per llama.cpp micro-batch (prompt speed); "
+        "exact sets 1.",
+    )
+    exact: bool = Field(
+        default=False,
         description=(
-            "Tokens the student evaluates per llama.cpp step. llama.cpp's logits depend "
-            "slightly on batching; 1 (the default) makes them batch-invariant, so with a "
-            "teacher on the same model a greedy relayed answer equals the student's alone "
-            "exactly. Larger values evaluate long prompts faster."
+            "Batch-invariant evaluation on the student and the local teacher (one token per "
+            "llama.cpp micro-batch): logits then do not depend on how tokens were batched, so "
+            "with a teacher on the student's own model a greedy relayed answer equals the "
+            "student's alone exactly. Slower prompts."
         ),
     )
     policy: PolicyName = Field(

@@ -71,6 +71,13 @@ def _guard_amx_repacking() -> None:
 _guard_amx_repacking()
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (a container's share, not the host's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 class GgufModel:
     """One llama.cpp context over one GGUF file. Not thread-safe: one user at a time."""
 
@@ -84,10 +91,12 @@ class GgufModel:
         chat_template: str | None = None,
     ) -> None:
         """Loads `path`. `n_ubatch` is how many tokens llama.cpp evaluates per step: logits
-        depend (slightly) on how tokens were batched, so 1 makes them batch-invariant —
-        a model then gives bit-identical results however its context was split into
-        calls, at the cost of slower prompt evaluation. `chat_template` (Jinja) replaces the
-        template embedded in the file, e.g. where that one is broken."""
+        depend (slightly) on how tokens were batched, so 1 makes them batch-invariant (exact
+        mode) — a model then gives bit-identical results however its context was split into
+        calls, at the cost of slower prompt evaluation. `n_threads` decodes one token at a
+        time (llama.cpp's default when None); prompts use every usable core.
+        `chat_template` (Jinja) replaces the template embedded in the file, e.g. where that one
+        is broken."""
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelNotFoundError(
@@ -100,6 +109,7 @@ class GgufModel:
                 n_batch=min(512, n_ctx),
                 n_ubatch=min(n_ubatch, 512, n_ctx),
                 n_threads=n_threads,
+                n_threads_batch=n_threads or usable_cores(),
                 # Rolling the KV cache back to a shared prefix needs the full-size cache on
                 # models with sliding-window attention (Gemma 3); without it llama.cpp cannot
                 # remove a suffix and every call would re-evaluate the whole context.
@@ -136,6 +146,11 @@ class GgufModel:
                 f"the chat template of {self.path.name} is not valid Jinja ({exc}); "
                 "fix it or give another one"
             ) from exc
+
+    @property
+    def native_model(self) -> llama_lib.llama_model_p:
+        """The loaded llama.cpp model, for contexts of one's own over the same weights."""
+        return self.llama._model.model
 
     # -- tokenizer ---------------------------------------------------------------------------
 

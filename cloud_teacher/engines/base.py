@@ -6,9 +6,10 @@
         ...
     await engine.close()
 
-`generate` stops between tokens when its consumer stops iterating (a cancelled call). It raises
-`InvalidRequestError` for a context the engine finds too long after rendering, and
-`EngineDeadError` once the engine cannot serve any more.
+`generate` stops when its consumer stops iterating (a cancelled call): the engine frees the
+session's sequence within one step, prefill included. It raises `InvalidRequestError` for a
+context the engine finds too long after rendering, and `EngineDeadError` once the engine cannot
+serve any more (a failure of the model runtime itself, never one bad request).
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ class EngineInfo:
 class Engine(Protocol):
     @property
     def info(self) -> EngineInfo: ...
+
+    @property
+    def unfinished_requests(self) -> int:
+        """Spans admitted and not yet ended; a cancelled call's leaves within one step."""
+        ...
 
     def generate(self, request: SpanRequest) -> AsyncIterator[SpanEvent]: ...
 

@@ -49,6 +49,7 @@ def _option(name: str, *flags: str) -> typer.models.OptionInfo:
 
 Teacher = Annotated[str | None, _option("teacher")]
 TeacherFree = Annotated[bool | None, _option("teacher_free", "--teacher-free")]
+Exact = Annotated[bool | None, _option("exact", "--exact")]
 TeacherModel = Annotated[Path | None, _option("teacher_model")]
 Student = Annotated[Path | None, _option("student")]
 Policy = Annotated[PolicyName | None, _option("policy")]
@@ -89,6 +90,7 @@ def ask(
     teacher: Teacher = None,
     teacher_free: TeacherFree = None,
     teacher_model: TeacherModel = None,
+    exact: Exact = None,
     student: Student = None,
     policy: Policy = None,
     threshold: Threshold = None,
@@ -121,6 +123,7 @@ def chat(
     teacher: Teacher = None,
     teacher_free: TeacherFree = None,
     teacher_model: TeacherModel = None,
+    exact: Exact = None,
     student: Student = None,
     policy: Policy = None,
     threshold: Threshold = None,

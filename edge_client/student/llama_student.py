@@ -20,7 +20,7 @@ class LlamaStudent:
     """A `StudentEngine` over a GGUF file (see `relay_common.gguf.GgufModel`)."""
 
     def __init__(
-        self, path: str | os.PathLike[str] | None = None, *, n_ctx: int = 4096, n_ubatch: int = 1
+        self, path: str | os.PathLike[str] | None = None, *, n_ctx: int = 4096, n_ubatch: int = 512
     ) -> None:
         try:
             self.model = GgufModel(

@@ -94,11 +94,13 @@ def start_local_teacher(
     *,
     model: str | os.PathLike[str] | None = None,
     slots: int = 1,
+    exact: bool = False,
     timeout_s: float = 120.0,
     extra_args: Sequence[str] = (),
 ) -> LocalTeacher:
-    """Starts `relay-teacher serve` on a free loopback port and waits until it serves.
-    `extra_args` are more `relay-teacher serve` flags (e.g. limits).
+    """Starts `relay-teacher serve` on a free loopback port and waits until it serves;
+    `exact` makes its evaluation batch-invariant (see the teacher's --exact), `extra_args` are
+    more `relay-teacher serve` flags (e.g. limits).
 
     Raises ConfigError when relay-teacher is missing, EdgeError when it exits before serving
     (with the end of its log) or is not serving within `timeout_s`.
@@ -110,8 +112,10 @@ def start_local_teacher(
     # Loopback only: a teacher for this session must not be reachable from the network.
     command = [executable, "serve", "--host", "127.0.0.1", "--port", "0"]
     command += ["--ready-file", str(ready_file)]
-    # One session uses it: one slot, so it does not split the cores it shares with the student.
-    command += ["--slots", str(slots)]
+    # One session uses it: one slot, and a KV cache for that one session (not the server's 16).
+    command += ["--slots", str(slots), "--kv-sessions", str(slots)]
+    if exact:
+        command.append("--exact")
     if model is not None:
         command += ["--model", os.fspath(model)]
     command += extra_args

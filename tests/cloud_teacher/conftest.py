@@ -26,7 +26,7 @@ from relay_common.gguf import GgufModel
 from relay_proto import relay_pb2_grpc
 
 # Small on purpose: two CPU cores run the whole project's suite.
-TEST_SETTINGS: dict[str, Any] = {"port": 0, "n_ctx": 2048, "max_span_tokens": 64}
+TEST_SETTINGS: dict[str, Any] = {"port": 0, "n_ctx": 2048, "kv_sessions": 8, "max_span_tokens": 64}
 # vLLM on the embedded SmolLM2 (its GGUF converted once to HF format in the user's cache), with a
 # small KV cache.
 VLLM_SETTINGS: dict[str, Any] = {
@@ -52,8 +52,8 @@ class RunningTeacher:
         return relay_pb2_grpc.TeacherServiceStub(self.channel)
 
     def evaluated_tokens(self) -> int:
-        """Tokens llama.cpp decoded so far, over all slots."""
-        return sum(model.evaluated_tokens for model in self.engine.slots)  # type: ignore[attr-defined]
+        """Tokens llama.cpp decoded so far, over all sessions."""
+        return self.engine.evaluated_tokens
 
     def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 120) -> T:
         """Runs `coroutine` on the teacher's event loop (where its engine lives)."""

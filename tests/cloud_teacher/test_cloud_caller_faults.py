@@ -78,7 +78,7 @@ def test_a_template_refusal_is_invalid_argument_and_the_teacher_keeps_serving(
     with_user = text_span((relay_pb2.ROLE_USER, "Name a colour."))
     reply = teacher.stub.GenerateSpan(relay_pb2.GenerateSpanRequest(span=with_user), timeout=60)
     assert reply.usage.generated_tokens >= 1
-    assert teacher.engine.slots[0].has_chat_template
+    assert teacher.engine.model.has_chat_template
 
 
 def test_an_invalid_template_file_is_a_config_error(tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ stopping when the consumer stops, and refusing bad requests.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -23,12 +22,6 @@ from relay_common.gguf import GgufModel
 from relay_common.sampling import SamplingParams
 
 RunningTeacher = Any  # tests/cloud_teacher/conftest.py: a teacher serving on its own loop
-
-# Each engine's own count of spans still running (a cancelled one must not stay among them).
-RUNNING_SPANS: dict[str, Callable[[Engine], int]] = {
-    "llama.cpp": lambda engine: sum(slot.busy for slot in engine._pool.slots),  # type: ignore[attr-defined]
-    "vllm": lambda engine: engine.unfinished_requests,  # type: ignore[attr-defined]
-}
 
 
 @pytest.fixture(params=["llama.cpp", "vllm"])
@@ -157,7 +150,6 @@ def test_the_engine_stops_when_the_consumer_stops(
     teacher: RunningTeacher, smollm_tokenizer: GgufModel
 ) -> None:
     ids = smollm_tokenizer.tokenize("Once upon a time,", add_bos=True)
-    running_spans = RUNNING_SPANS[teacher.settings.engine]
 
     async def stop_early_then_run_again() -> tuple[Piece | SpanEnd, int, list[Piece | SpanEnd]]:
         events = teacher.engine.generate(
@@ -165,11 +157,12 @@ def test_the_engine_stops_when_the_consumer_stops(
         )
         first = await anext(events)
         await events.aclose()
-        for _ in range(100):  # llama.cpp's worker notices after at most one more token
-            if running_spans(teacher.engine) == 0:
+        # The engine notices within one step; a busy machine may make a step slow.
+        for _ in range(1200):
+            if teacher.engine.unfinished_requests == 0:
                 break
             await asyncio.sleep(0.05)
-        still_running = running_spans(teacher.engine)
+        still_running = teacher.engine.unfinished_requests
         again = await events_of(teacher.engine, span(ids, session="d", max_tokens=3))
         return first, still_running, again
 

@@ -6,18 +6,19 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from cloud_teacher.engines.batch_runner import DecodeError
 from relay_common.embedded import smollm2_path
 from relay_proto import relay_pb2
 
 
 def test_a_dead_engine_is_unavailable_and_not_serving(start_teacher, smollm_tokenizer) -> None:
     teacher = start_teacher(model=smollm2_path(), slots=1)
-    model = teacher.engine.slots[0]
+    runner = teacher.engine.runner
 
-    def crash() -> None:  # what a llama.cpp decode failure looks like from Python
-        raise RuntimeError("llama_decode returned -3")
+    def crash(inputs) -> None:  # what a llama.cpp decode failure looks like from Python
+        raise DecodeError("llama_decode returned -3")
 
-    model.next_logits = crash  # the one injected fault: llama.cpp cannot be made to fail
+    runner.decode = crash  # the one injected fault: llama.cpp cannot be made to fail
     span = relay_pb2.SpanRequest(
         session_id="s",
         request_id="r",

@@ -12,7 +12,9 @@ from cloud_teacher.settings import load_settings
 
 @pytest.fixture(autouse=True)
 def no_user_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("PORT", "HOST", "SLOTS", "N_CTX", "MAX_SPAN_TOKENS", "MAX_CONTEXT_TOKENS"):
+    for name in (
+        "PORT", "HOST", "SLOTS", "KV_SESSIONS", "N_CTX", "MAX_SPAN_TOKENS", "MAX_CONTEXT_TOKENS",
+    ):  # fmt: skip
         monkeypatch.delenv(f"RELAY_TEACHER_{name}", raising=False)
 
 
@@ -41,6 +43,7 @@ def test_max_context_tokens_defaults_to_what_the_window_leaves() -> None:
         ({"n_ctx": 1024, "max_context_tokens": 1000, "max_span_tokens": 64}, "must fit n_ctx"),
         ({"n_ctx": 128, "max_span_tokens": 256}, "no room"),
         ({"engine": "tgi"}, "unknown engine"),
+        ({"slots": 9, "kv_sessions": 8}, "raise kv_sessions or lower slots"),
     ],
 )
 def test_bad_values_are_a_config_error(overrides: dict[str, object], expected: str) -> None:

@@ -15,17 +15,19 @@ from relay_common.embedded import smollm2_path
 
 @pytest.fixture(scope="session")
 def student() -> Iterator[LlamaStudent]:
-    """The embedded SmolLM2 student. Each RelaySession syncs its own prompt, so tests can share
-    it (the KV cache is re-synced, never assumed)."""
-    model = LlamaStudent(n_ctx=2048)
+    """The embedded SmolLM2 student in exact mode (the identity tests need it). Each
+    RelaySession syncs its own prompt, so tests can share it (the KV cache is re-synced, never
+    assumed)."""
+    model = LlamaStudent(n_ctx=2048, n_ubatch=1)
     yield model
     model.close()
 
 
 @pytest.fixture(scope="session")
 def smollm2_teacher() -> Iterator[str]:
-    """`relay-teacher serve` on the student's own GGUF (token mode); yields its address."""
-    with start_local_teacher(model=smollm2_path()) as teacher:
+    """`relay-teacher serve --exact` on the student's own GGUF (token mode); yields its
+    address."""
+    with start_local_teacher(model=smollm2_path(), exact=True) as teacher:
         yield teacher.address
 
 

@@ -1,0 +1,208 @@
+"""The engine's one worker thread: admits jobs to sequences, runs one batched llama.cpp step
+after another, samples each job's next token and emits its pieces.
+
+Between two steps it drops cancelled jobs (prefill included: a long prompt is fed in chunks,
+so a cancelled call frees its sequence within one step) and admits waiting ones. A failed
+llama_decode ends every job with `EngineDeadError`; an error in one job's own work (sampling,
+text) ends that job only.
+
+    loop = StepLoop(runner, pool=pool, scheduler=scheduler, max_running=8)
+    loop.submit(job)     # from any thread; events arrive through job.emit
+    loop.cancel(job)     # from any thread; the job emits None once it stopped
+    loop.close()
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+
+from cloud_teacher.engines.batch_runner import BatchRunner, SequenceInput
+from cloud_teacher.engines.scheduler import Chunk, Scheduler
+from cloud_teacher.engines.sequence_pool import SequencePool
+from cloud_teacher.engines.span_job import SpanJob
+from cloud_teacher.errors import EngineDeadError
+from cloud_teacher.spans import FinishReason, SpanEnd
+
+log = logging.getLogger(__name__)
+
+
+class StepLoop:
+    def __init__(
+        self,
+        runner: BatchRunner,
+        *,
+        pool: SequencePool,
+        scheduler: Scheduler,
+        max_running: int,
+    ) -> None:
+        self.runner = runner
+        self._pool = pool
+        self._scheduler = scheduler
+        self._max_running = max_running
+        self._wake = threading.Condition()
+        self._inbox: deque[SpanJob] = deque()
+        self._waiting: deque[SpanJob] = deque()
+        self._running: list[SpanJob] = []
+        self._closing = False
+        self.dead: EngineDeadError | None = None
+        self._thread = threading.Thread(target=self._run, name="llama-steps", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: SpanJob) -> None:
+        with self._wake:
+            if self.dead is not None or self._closing:
+                job.emit(self.dead or EngineDeadError("the engine is shutting down"))
+                return
+            self._inbox.append(job)
+            self._wake.notify()
+
+    @property
+    def unfinished(self) -> int:
+        """Jobs submitted and not yet finished or dropped (queued, waiting or running)."""
+        with self._wake:
+            return len(self._inbox) + len(self._waiting) + len(self._running)
+
+    def cancel(self, job: SpanJob) -> None:
+        with self._wake:
+            job.cancelled = True
+            self._wake.notify()
+
+    def close(self) -> None:
+        """Stops after the current step; unfinished jobs emit None."""
+        with self._wake:
+            self._closing = True
+            self._wake.notify()
+        self._thread.join()
+
+    # -- the worker thread ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while self._next_round():
+            self._drop_cancelled()
+            self._admit()
+            if not self._running:
+                continue
+            chunks = self._scheduler.plan(self._running)
+            try:
+                indices = self.runner.decode([_input(chunk) for chunk in chunks])
+            except Exception as exc:
+                self._die(exc)
+                return
+            self._advance(chunks, indices)
+        for job in [*self._inbox, *self._waiting, *self._running]:
+            job.emit(None)
+
+    def _next_round(self) -> bool:
+        """Waits until there is work; False once closing."""
+        with self._wake:
+            # Waiting jobs count as work: with none running, the first of them fits.
+            while not (self._closing or self._inbox or self._waiting or self._running):
+                self._wake.wait()
+            self._waiting.extend(self._inbox)
+            self._inbox.clear()
+            return not self._closing
+
+    def _drop_cancelled(self) -> None:
+        for job in [job for job in self._waiting if job.cancelled]:
+            self._waiting.remove(job)
+            job.emit(None)
+        for job in [job for job in self._running if job.cancelled]:
+            self._finish(job)  # what it evaluated stays cached for the session's next call
+            job.emit(None)
+
+    def _admit(self) -> None:
+        for job in list(self._waiting):
+            if len(self._running) >= self._max_running:
+                return
+            claim = self._pool.claim(owner=job.owner, prompt=job.prompt)
+            if claim is None:
+                continue  # its session's sequence is busy, or all are: try the next job
+            sequence = claim.sequence
+            if not self.runner.drop(seq_id=sequence.seq_id, from_position=claim.keep):
+                # This cache cannot cut the sequence there: start it over.
+                self.runner.drop(seq_id=sequence.seq_id, from_position=0)
+                sequence.tokens.clear()
+            job.sequence = sequence
+            job.cached_prompt_tokens = len(sequence.tokens)
+            job.pending = job.prompt[len(sequence.tokens) :]
+            job.started_at = time.perf_counter()
+            self._waiting.remove(job)
+            self._running.append(job)
+
+    def _advance(self, chunks: list[Chunk], indices: list[int]) -> None:
+        rows = iter(indices)
+        for chunk in chunks:
+            job = chunk.job
+            assert job.sequence is not None  # running jobs hold a sequence
+            job.sequence.tokens.extend(chunk.tokens)
+            del job.pending[: len(chunk.tokens)]
+            if not chunk.wants_logits:
+                continue
+            job.prefilled = True
+            logits = self.runner.logits(next(rows))
+            try:
+                token = job.sampler.sample(logits)
+                pieces, finish = job.writer.take(token)
+            except Exception as exc:  # this job's own failure: the others go on
+                log.exception("span %s failed", job.request.request_id)
+                self._finish(job)
+                job.emit(exc)
+                continue
+            for piece in pieces:
+                job.emit(piece)
+            if finish is None:
+                job.pending = [token]
+            else:
+                self._end(job, finish)
+
+    def _end(self, job: SpanJob, finish: FinishReason) -> None:
+        # The last sampled token is not evaluated: the next call evaluates it with the
+        # tokens new since.
+        self._finish(job)
+        pieces, tail_text = job.writer.close()
+        for piece in pieces:
+            job.emit(piece)
+        now = time.perf_counter()
+        job.emit(
+            SpanEnd(
+                finish_reason=finish,
+                tail_text=tail_text,
+                prompt_tokens=len(job.prompt),
+                cached_prompt_tokens=job.cached_prompt_tokens,
+                queue_time_ms=(job.started_at - job.queued_at) * 1000,
+                compute_time_ms=(now - job.started_at) * 1000,
+            )
+        )
+
+    def _finish(self, job: SpanJob) -> None:
+        self._running.remove(job)
+        if job.sequence is not None:
+            self._pool.release(job.sequence)
+
+    def _die(self, exc: Exception) -> None:
+        # llama.cpp failed mid-decode: the context's state is unknown, so no later span can
+        # be trusted from this engine.
+        dead = EngineDeadError(
+            f"the llama.cpp engine failed ({type(exc).__name__}: {exc}); restart the teacher"
+        )
+        dead.__cause__ = exc
+        log.error("%s", dead)
+        with self._wake:
+            self.dead = dead
+            jobs = [*self._inbox, *self._waiting, *self._running]
+            self._inbox.clear()
+        for job in jobs:
+            job.emit(dead)
+
+
+def _input(chunk: Chunk) -> SequenceInput:
+    assert chunk.job.sequence is not None  # running jobs hold a sequence
+    return SequenceInput(
+        seq_id=chunk.job.sequence.seq_id,
+        position=len(chunk.job.sequence.tokens),
+        tokens=chunk.tokens,
+        wants_logits=chunk.wants_logits,
+    )
