@@ -41,8 +41,9 @@ PLAIN_CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}Answer:{% endif %}"
 )
-# A base model continuing PLAIN_CHAT_TEMPLATE ends the answer by opening another turn.
-PLAIN_TURN_MARKERS = ("\nQuestion:", "\nAnswer:")
+# A base model continuing PLAIN_CHAT_TEMPLATE ends the answer by opening another turn, most
+# often after a blank line as the template does; that blank line is no part of the answer.
+PLAIN_TURN_MARKERS = ("\n\nQuestion:", "\n\nAnswer:", "\nQuestion:", "\nAnswer:")
 
 
 def _guard_amx_repacking() -> None:

@@ -77,6 +77,7 @@ TEXT_BEFORE_A_STOP = {
     ),
     "the stop begun in the previous span": (["stion:", " more"], "", "Paris.\nQue"),
     "the earliest of two stops": (["a\nAnswer:\nQuestion:"], "a", ""),
+    "a blank line before the next turn": (["Paris", ".\n", "\n", "Question", ":"], "Paris.", ""),
 }
 
 

@@ -30,7 +30,22 @@ constexpr std::chrono::seconds kInfoDeadline{30};
 constexpr std::chrono::seconds kSpanDeadline{180};
 constexpr unsigned kSpanTokens = 8;
 
-std::string quoted(const std::string& text) { return "\"" + text + "\""; }
+// The text in double quotes, with quotes, backslashes and line breaks escaped, so that each
+// span prints on one line whatever it holds.
+std::string quoted(const std::string& text) {
+  std::string out = "\"";
+  for (const char c : text) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default: out += c;
+    }
+  }
+  return out + "\"";
+}
 
 void print_usage(const relay::v1::SpanUsage& usage) {
   std::cout << "  usage: prompt_tokens=" << usage.prompt_tokens()
