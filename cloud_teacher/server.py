@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import os
 import signal
@@ -34,6 +33,8 @@ from cloud_teacher.service import TeacherServicer
 from cloud_teacher.sessions import ReplayWindow, SessionBook
 from cloud_teacher.settings import TeacherSettings
 from cloud_teacher.teacher import Teacher
+from relay_common.errors import TlsFileError
+from relay_common.tls import is_loopback_host, read_pem
 from relay_proto import relay_pb2, relay_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -183,38 +184,28 @@ def _server_credentials(settings: TeacherSettings) -> grpc.ServerCredentials | N
     """TLS (mutual with --tls-client-ca) from the settings' PEM files; None for plaintext,
     which only a loopback address gets unless --allow-insecure says otherwise."""
     if settings.tls_cert is None or settings.tls_key is None:
-        if not (is_loopback(settings.host) or settings.allow_insecure):
+        if not (is_loopback_host(settings.host) or settings.allow_insecure):
             raise ConfigError(
                 f"refusing to serve plaintext on {settings.host}, which is not a loopback "
                 "address: API keys and prompts would cross the network in the clear; give "
                 "--tls-cert and --tls-key, or --allow-insecure (e.g. behind a TLS proxy)"
             )
         return None
-    client_ca = _read_pem(settings.tls_client_ca) if settings.tls_client_ca else None
+    client_ca = (
+        _read_pem(settings.tls_client_ca, "--tls-client-ca") if settings.tls_client_ca else None
+    )
     return grpc.ssl_server_credentials(
-        [(_read_pem(settings.tls_key), _read_pem(settings.tls_cert))],
+        [(_read_pem(settings.tls_key, "--tls-key"), _read_pem(settings.tls_cert, "--tls-cert"))],
         root_certificates=client_ca,
         require_client_auth=client_ca is not None,
     )
 
 
-def _read_pem(path: Path) -> bytes:
+def _read_pem(path: Path, flag: str) -> bytes:
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}; check the TLS file") from exc
-    if b"-----BEGIN " not in data:
-        raise ConfigError(f"{path} is not a PEM file; give a PEM certificate or key")
-    return data
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:  # a host name: it may resolve anywhere
-        return False
+        return read_pem(path, what=flag)
+    except TlsFileError as exc:
+        raise ConfigError(f"{exc}; check the TLS file") from exc
 
 
 def format_address(host: str, port: int) -> str:

@@ -4,7 +4,8 @@ RelayCommonError
 ├── ModelNotFoundError   a model path or embedded model package is missing
 ├── ModelLoadError       llama.cpp could not load a GGUF file
 ├── ContextFullError     more tokens than the model's context window holds
-└── ChatTemplateError    a chat template that is not valid, or refuses a conversation
+├── ChatTemplateError    a chat template that is not valid, or refuses a conversation
+└── TlsFileError         a certificate or key file that cannot be read or is not PEM
 """
 
 from __future__ import annotations
@@ -32,3 +33,7 @@ class SettingsFileError(RelayCommonError):
 
 class ChatTemplateError(RelayCommonError):
     """A chat template that does not compile, or that refuses a conversation when rendered."""
+
+
+class TlsFileError(RelayCommonError):
+    """A TLS certificate or key file that cannot be read or is not PEM."""

@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
-from edge_client.policies.base import Policy, Step
-from edge_client.policies.gating import allowed_span
+from edge_client.policies.base import Step
+from edge_client.policies.gating import GatedPolicy
 from edge_client.policies.uncertainty import top_probability
 
 
-class ConfidencePolicy(Policy):
-    """Calls for `span` tokens when the top-token probability is below `threshold`.
-
-    `min_gap` student positions must pass between calls in one answer, and `budget` (when
-    set) caps the teacher tokens a session may use.
-    """
+class ConfidencePolicy(GatedPolicy):
+    """Calls for `span` tokens when the top-token probability is below `threshold` (gap and
+    budget: `GatedPolicy`)."""
 
     name = "confidence"
 
     def __init__(
         self, *, threshold: float, span: int, min_gap: int = 0, budget: int | None = None
     ) -> None:
+        super().__init__(span=span, min_gap=min_gap, budget=budget)
         self.threshold = threshold
-        self.span = span
-        self.min_gap = min_gap
-        self.budget = budget
 
-    def decide(self, step: Step) -> int:
-        span = allowed_span(step, span=self.span, min_gap=self.min_gap, budget=self.budget)
-        if span == 0:
-            return 0
-        return span if top_probability(step.logits) < self.threshold else 0
+    def unsure(self, step: Step) -> bool:
+        return top_probability(step.logits) < self.threshold

@@ -9,7 +9,6 @@ A key about to go over plaintext to a host that is not this machine gets a one-l
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,6 +18,8 @@ from typing import Any, NamedTuple
 import grpc
 
 from edge_client.errors import ConfigError
+from relay_common.errors import TlsFileError
+from relay_common.tls import is_loopback_host, read_pem
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def open_channel(
         channel = grpc.secure_channel(address, credentials, options=options)
     else:
         channel = grpc.insecure_channel(address, options=options)
-        if security.api_key is not None and not _is_loopback(address):
+        if security.api_key is not None and not is_loopback_host(address.rpartition(":")[0]):
             log.warning(
                 "warning: sending the API key to %s without TLS, readable on the network; "
                 "use --tls or --tls-ca",
@@ -146,19 +147,6 @@ def _read_pem(path: Path | None, flag: str) -> bytes | None:
     if path is None:
         return None
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {flag} {path}: {exc.strerror}") from exc
-    if b"-----BEGIN " not in data:
-        raise ConfigError(f"{flag} {path} is not a PEM file; give a PEM certificate or key")
-    return data
-
-
-def _is_loopback(address: str) -> bool:
-    host = address.rpartition(":")[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        return read_pem(path, what=flag)
+    except TlsFileError as exc:
+        raise ConfigError(str(exc)) from exc
