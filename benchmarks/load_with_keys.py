@@ -30,7 +30,7 @@ import grpc
 import numpy as np
 
 from edge_client.ledger.store import Ledger
-from edge_client.policies.registry import PolicyName, build_policy
+from edge_client.policies.baselines import AlwaysPolicy
 from edge_client.relay.events import TeacherCall
 from edge_client.relay.loop import RelayOptions, RelaySession
 from edge_client.student.llama_student import LlamaStudent
@@ -180,16 +180,7 @@ def _open_session(
         student=student,
         teacher=client,
         # The teacher writes every span: the most load per session.
-        policy=build_policy(
-            PolicyName.ALWAYS,
-            span=span,
-            max_span=span,
-            threshold=0.5,
-            min_gap=0,
-            budget=None,
-            rate=0.0,
-            seed=index,
-        ),
+        policy=AlwaysPolicy(span=span),
         options=RelayOptions(max_tokens=max_tokens),
     )
     return _Session(index, key_name, relay, ledger_path)
