@@ -130,7 +130,11 @@ class LlamaCppEngine:
         if self._steps.dead is not None:
             raise EngineDeadError(str(self._steps.dead)) from self._steps.dead
         queued = time.perf_counter()
-        prompt = await asyncio.to_thread(_checked_prompt, self._model, request, self._limits)
+        if isinstance(request.context, TokenContext):
+            # The ids as sent: nothing to render, so no hop to a worker thread.
+            prompt = _checked_prompt(self._model, request, self._limits)
+        else:  # rendering a chat template takes a while: off the event loop
+            prompt = await asyncio.to_thread(_checked_prompt, self._model, request, self._limits)
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[JobEvent] = asyncio.Queue()
 
