@@ -5,7 +5,7 @@ Each sequence has its own window of KV cells (`kv_unified` off): attention of on
 reads only its own cells, so a step costs the same however many idle sessions are cached, and
 a sequence's cells always start at 0, as in a context of its own.
 
-    runner = BatchRunner(model, n_sequences=16, n_ctx=4096, n_ubatch=512, threads=2)
+    runner = BatchRunner(model, n_sequences=16, n_ctx=4096, n_ubatch=512, threads=2, exact=False)
     indices = runner.decode([SequenceInput(seq_id=0, position=0, tokens=ids, wants_logits=True)])
     logits = runner.logits(indices[0])
     runner.drop(seq_id=0, from_position=10)   # forget the sequence's tokens from there on
@@ -47,6 +47,7 @@ class BatchRunner:
         n_ctx: int,
         n_ubatch: int,
         threads: int,
+        exact: bool,
         step_tokens: int = 512,
     ) -> None:
         params = llama_lib.llama_context_default_params()
@@ -55,9 +56,14 @@ class BatchRunner:
         params.n_ubatch = min(n_ubatch, step_tokens)
         params.n_seq_max = n_sequences
         params.kv_unified = False
-        # As `GgufModel` (llama-cpp-python's default): the same attention kernels as the
-        # student's, so exact mode gives the student's own logits on the same model.
-        params.flash_attn_type = llama_lib.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        # Exact mode: the same attention kernels as the student's (`GgufModel`, llama-cpp-python's
+        # default), so it gives the student's own logits on the same model. Otherwise llama.cpp
+        # picks; flash attention decodes a batch of sessions faster.
+        params.flash_attn_type = (
+            llama_lib.LLAMA_FLASH_ATTN_TYPE_DISABLED
+            if exact
+            else llama_lib.LLAMA_FLASH_ATTN_TYPE_AUTO
+        )
         # Rolling a sequence back to a shared prefix needs the full-size cache on models with
         # sliding-window attention (Gemma 3); otherwise `drop` fails and prompts re-prefill.
         params.swa_full = True

@@ -65,6 +65,7 @@ def create_engine(settings: TeacherSettings) -> LlamaCppEngine:
             n_ctx=settings.n_ctx,
             n_ubatch=1 if settings.exact else settings.n_ubatch,
             threads=threads,
+            exact=settings.exact,
             step_tokens=STEP_TOKENS,
         )
     except RelayCommonError as exc:
