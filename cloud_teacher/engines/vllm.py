@@ -76,7 +76,9 @@ def create_engine(settings: TeacherSettings) -> VllmEngine:
 
 
 def resolve_model(model: Path | None) -> ModelSource:
-    """A GGUF file (the embedded one by default) becomes its HF copy; else a dir or hub name."""
+    """A GGUF file (the embedded one by default) becomes its HF copy; a directory of HF files
+    loads as it is. Nothing else: the teacher never downloads a model, so a hub name such as
+    Qwen/Qwen3-8B is refused with the command that fetches it once."""
     if model is None:
         try:
             model = smollm2_path()
@@ -86,7 +88,11 @@ def resolve_model(model: Path | None) -> ModelSource:
         return ModelSource(load=str(hf_copy_of(model)), name=model.stem)
     if model.is_dir():
         return ModelSource(load=str(model), name=model.name)
-    return ModelSource(load=str(model), name=str(model))  # a hub name such as Qwen/Qwen3-8B
+    raise ConfigError(
+        f"--model {model}: no such GGUF file or model directory; the teacher does not download "
+        f"models: fetch it once (e.g. `huggingface-cli download {model} --local-dir "
+        f"/models/{model.name}`) and give that directory"
+    )
 
 
 def engine_args(source: ModelSource, *, n_ctx: int, options: VllmSettings) -> AsyncEngineArgs:

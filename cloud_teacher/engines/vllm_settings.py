@@ -2,7 +2,7 @@
 
     # teacher.toml                          # or RELAY_TEACHER_VLLM__DTYPE=bfloat16
     engine = "vllm"
-    model = "Qwen/Qwen3-8B"
+    model = "/models/Qwen3-8B"              # a directory of HF files: nothing is downloaded
     [vllm]
     dtype = "bfloat16"
     chat_template_kwargs = { enable_thinking = false }

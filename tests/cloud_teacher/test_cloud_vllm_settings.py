@@ -24,13 +24,13 @@ def test_defaults_leave_the_choices_to_the_device() -> None:
 def test_the_vllm_table_and_nested_variables_set_them(tmp_path: Path, monkeypatch) -> None:
     config = tmp_path / "teacher.toml"
     config.write_text(
-        'engine = "vllm"\nmodel = "Qwen/Qwen3-8B"\n'
+        'engine = "vllm"\nmodel = "/models/Qwen3-8B"\n'
         '[vllm]\ndtype = "bfloat16"\nchat_template_kwargs = { enable_thinking = false }\n'
     )
     monkeypatch.setenv("RELAY_TEACHER_VLLM__BLOCK_SIZE", "16")
     settings = load_settings(config_file=config)
     assert settings.engine == "vllm"
-    assert str(settings.model) == "Qwen/Qwen3-8B"
+    assert str(settings.model) == "/models/Qwen3-8B"
     assert settings.vllm.dtype == "bfloat16"
     assert settings.vllm.chat_template_kwargs == {"enable_thinking": False}
     assert settings.vllm.block_size == 16
