@@ -3,7 +3,15 @@ teacher's llama.cpp engine that calls llama.cpp's decoding API.
 
 Each sequence has its own window of KV cells (`kv_unified` off): attention of one sequence
 reads only its own cells, so a step costs the same however many idle sessions are cached, and
-a sequence's cells always start at 0, as in a context of its own.
+a sequence's cells always start at 0, as in a context of its own. (A unified cache made every
+step attend over all cached sessions' cells: with 24 idle sessions of 800 tokens, a step of 8
+sessions cost twice as much.)
+
+llama.cpp evaluates a step's sequences in one pass over the weights only where their ids are
+consecutive; other ids cost a pass each. Sessions between two calls leave holes among the
+decoding ones (7 sessions with one hole cost about what 14 do), so each hole gets one padding
+token, at the end of its sequence, removed again after the step. Only while the holes are
+few: padding 24 holes around 8 sessions cost more than the passes it saved.
 
     runner = BatchRunner(model, n_sequences=16, n_ctx=4096, n_ubatch=512, threads=2, exact=False)
     indices = runner.decode([SequenceInput(seq_id=0, position=0, tokens=ids, wants_logits=True)])
@@ -77,7 +85,8 @@ class BatchRunner:
                 f"tokens for {model.path}; lower kv_sessions or n_ctx"
             )
         self._memory = llama_lib.llama_get_memory(self._ctx)
-        self._batch = llama_lib.llama_batch_init(step_tokens, 0, 1)
+        # Room for the step's tokens plus a padding token in every other sequence.
+        self._batch = llama_lib.llama_batch_init(step_tokens + n_sequences, 0, 1)
         self.step_tokens = step_tokens
         self.n_sequences = n_sequences
         self.n_ctx = llama_lib.llama_n_ctx_seq(self._ctx)
@@ -89,10 +98,19 @@ class BatchRunner:
     def decode(self, inputs: Sequence[SequenceInput]) -> list[int]:
         """Evaluates every input's tokens in one llama_decode; returns, for each input that
         wants logits, the batch index to read them at (in input order)."""
+        evaluated = sum(len(item.tokens) for item in inputs)
+        if evaluated > self.step_tokens:
+            raise ValueError(f"{evaluated} tokens do not fit a step of {self.step_tokens}")
+        padding = [
+            SequenceInput(seq_id=seq_id, position=position, tokens=(0,), wants_logits=False)
+            for seq_id, position in self._padding(inputs)
+        ]
+        # In order of sequence id: llama.cpp takes sequences into one pass only in that order.
+        entries = sorted(enumerate([*inputs, *padding]), key=lambda entry: entry[1].seq_id)
         batch = self._batch
         n = 0
-        indices: list[int] = []
-        for item in inputs:
+        logits_at: dict[int, int] = {}
+        for number, item in entries:
             for offset, token in enumerate(item.tokens):
                 batch.token[n] = token
                 batch.pos[n] = item.position + offset
@@ -102,15 +120,31 @@ class BatchRunner:
                 n += 1
             if item.wants_logits and item.tokens:
                 batch.logits[n - 1] = True
-                indices.append(n - 1)
-        if n > self.step_tokens:
-            raise ValueError(f"{n} tokens do not fit a step of {self.step_tokens}")
+                logits_at[number] = n - 1
         batch.n_tokens = n
         code = llama_lib.llama_decode(self._ctx, batch)
         if code != 0:
             raise DecodeError(f"llama_decode returned {code}")
-        self.evaluated_tokens += n
-        return indices
+        for item in padding:  # its token is no part of the sequence
+            self.drop(seq_id=item.seq_id, from_position=item.position)
+        self.evaluated_tokens += evaluated
+        return [logits_at[number] for number in sorted(logits_at)]
+
+    def _padding(self, inputs: Sequence[SequenceInput]) -> list[tuple[int, int]]:
+        """(sequence, position) of a padding token for each hole between the ids of the
+        step's sequences, while there are no more holes than sequences; none for a sequence
+        whose window is full."""
+        stepping = {item.seq_id for item in inputs if item.tokens}
+        if len(stepping) < 2 or max(stepping) - min(stepping) + 1 > 2 * len(stepping):
+            return []
+        padding = []
+        for seq_id in range(min(stepping), max(stepping)):
+            if seq_id in stepping:
+                continue
+            position = llama_lib.llama_memory_seq_pos_max(self._memory, seq_id) + 1
+            if position < self.n_ctx:
+                padding.append((seq_id, position))
+        return padding
 
     def logits(self, index: int) -> npt.NDArray[np.float32]:
         """Logits after the token at batch `index` of the last decode: a view, valid until the
