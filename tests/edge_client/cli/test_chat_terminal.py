@@ -94,6 +94,10 @@ def test_chat_relays_marks_spans_and_obeys_commands(chat_env, smollm2_teacher):
 
 def test_chat_with_no_flags_relays_to_the_embedded_local_teacher(chat_env):
     chat_env["RELAY_MAX_TOKENS"] = "32"  # keep the answer short; the teacher is the default
+    # Every call must succeed (no failures below): deadlines for a busy 2-core machine, as
+    # patient_settings gives the tests that build their settings.
+    chat_env["RELAY_TEACHER_CLIENT__DEADLINE_S"] = "120"
+    chat_env["RELAY_TEACHER_CLIENT__LATENCY_BUDGET_S"] = "300"
     chat = spawn_chat(chat_env)
     try:
         banner = ANSI_STYLE.sub("", chat.before)
