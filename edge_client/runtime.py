@@ -111,6 +111,7 @@ def open_runtime(settings: EdgeSettings) -> Iterator[EdgeRuntime]:
             settings.student,
             n_ctx=settings.n_ctx,
             n_ubatch=1 if settings.exact else settings.n_ubatch,
+            n_threads=settings.threads,
         )
         stack.callback(student.close)
         teacher: TeacherClient | None = None

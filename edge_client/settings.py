@@ -66,6 +66,14 @@ class EdgeSettings(FileSettings):
         description="Tokens the student evaluates per llama.cpp micro-batch (prompt speed); "
         "exact sets 1.",
     )
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description="CPU threads of the student (and its prompts); default: llama.cpp's for "
+        "decoding (half the cores, right where cores are hyper-threads) and every usable core "
+        "for prompts. On a VM whose vCPUs are whole cores, all of them decode faster.",
+    )
     exact: bool = Field(
         default=False,
         description=(

@@ -20,11 +20,19 @@ class LlamaStudent:
     """A `StudentEngine` over a GGUF file (see `relay_common.gguf.GgufModel`)."""
 
     def __init__(
-        self, path: str | os.PathLike[str] | None = None, *, n_ctx: int = 4096, n_ubatch: int = 512
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        n_ctx: int = 4096,
+        n_ubatch: int = 512,
+        n_threads: int | None = None,
     ) -> None:
         try:
             self.model = GgufModel(
-                Path(path) if path else smollm2_path(), n_ctx=n_ctx, n_ubatch=n_ubatch
+                Path(path) if path else smollm2_path(),
+                n_ctx=n_ctx,
+                n_ubatch=n_ubatch,
+                n_threads=n_threads,
             )
         except (ModelNotFoundError, ModelLoadError) as exc:
             raise StudentError(f"{exc} (student model)") from exc

@@ -149,6 +149,7 @@ def bad_files(tmp_path_factory) -> Path:
     (folder / "truncated.gguf").write_bytes(b"GGUF\x03\x00\x00\x00" + b"\x00" * 20)
     (folder / "broken.toml").write_text("teacher = \n[unclosed")
     (folder / "wrong-types.toml").write_text('max_tokens = "many"\n')
+    (folder / "no-threads.toml").write_text("threads = 0\n")
     (folder / "a-file").write_text("not a directory")
     return folder
 
@@ -169,6 +170,7 @@ def bad_files(tmp_path_factory) -> Path:
         (["--teacher-free", "--top-p", "2"], "top_p"),
         (["--teacher-free", "--temperature", "-1"], "temperature"),
         (["--teacher-free", "--span", "0"], "span"),
+        (["--teacher-free", "--config", "{dir}/no-threads.toml"], "threads"),
     ],
 )
 def test_bad_input_on_the_edge_is_one_line_and_a_failure(edge_env, bad_files, args, message):
