@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 from cloud_teacher.requests import SpanRequest, TokenContext
+from relay_common.gguf import GgufModel
 from relay_common.sampling import SamplingParams
+from relay_proto import relay_pb2
 
 
 def span(
@@ -36,3 +39,25 @@ def wait_for_file(path: Path, process: subprocess.Popen[str], timeout: float = 1
             raise AssertionError(f"relay-teacher exited early: {process.communicate()[1]}")
         time.sleep(0.05)
     raise AssertionError(f"{path} not written within {timeout} s")
+
+
+def token_span(
+    tokenizer: GgufModel, *, prompt: str = "Hi", **fields: object
+) -> relay_pb2.SpanRequest:
+    """A token-mode SpanRequest as a client sends it: `prompt` in `tokenizer`'s ids, then
+    `fields` set on it (messages copied in)."""
+    span = relay_pb2.SpanRequest(
+        session_id=uuid.uuid4().hex,
+        request_id="r1",
+        max_tokens=2,
+        tokens=relay_pb2.TokenContext(
+            token_ids=tokenizer.tokenize(prompt, add_bos=True),
+            tokenizer_fingerprint=tokenizer.fingerprint,
+        ),
+    )
+    for name, value in fields.items():
+        if isinstance(value, relay_pb2.Sampling | relay_pb2.TokenContext | relay_pb2.TextContext):
+            getattr(span, name).CopyFrom(value)
+        else:
+            setattr(span, name, value)
+    return span

@@ -5,7 +5,6 @@ keeps serving. Then property-based fuzzing of the same surface (bounded in examp
 from __future__ import annotations
 
 import math
-import uuid
 from collections.abc import Callable
 
 import grpc
@@ -16,29 +15,12 @@ from hypothesis import strategies as st
 
 from relay_common.gguf import GgufModel
 from relay_proto import relay_pb2
+from tests.cloud_teacher.teacher_helpers import token_span
 
 GENERATE = "/relay.v1.TeacherService/GenerateSpan"
 STREAM = "/relay.v1.TeacherService/StreamSpan"
 USAGE = "/relay.v1.TeacherService/GetSessionUsage"
 NEVER = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL}
-
-
-def token_span(tokenizer: GgufModel, **fields: object) -> relay_pb2.SpanRequest:
-    span = relay_pb2.SpanRequest(
-        session_id=uuid.uuid4().hex,
-        request_id="r1",
-        max_tokens=2,
-        tokens=relay_pb2.TokenContext(
-            token_ids=tokenizer.tokenize("Hi", add_bos=True),
-            tokenizer_fingerprint=tokenizer.fingerprint,
-        ),
-    )
-    for name, value in fields.items():
-        if isinstance(value, relay_pb2.Sampling | relay_pb2.TokenContext | relay_pb2.TextContext):
-            getattr(span, name).CopyFrom(value)
-        else:
-            setattr(span, name, value)
-    return span
 
 
 def text(*messages: tuple[int, str], prefix: str = "") -> relay_pb2.TextContext:

