@@ -55,6 +55,7 @@ class SpanRequest:
     # Whose request this is: a digest of the caller's API key, "" when the teacher has no keys.
     # Engines never serve one tenant's request from another tenant's cached prefix.
     tenant: str = ""
+    stop_at_line_end: bool = False  # end the span with its first non-empty line
 
 
 def parse_span_request(
@@ -73,6 +74,7 @@ def parse_span_request(
         max_tokens=_parse_max_tokens(span.max_tokens, limits),
         sampling=_parse_sampling(span.sampling if span.HasField("sampling") else None),
         tenant=tenant,
+        stop_at_line_end=span.stop_at_line_end,
     )
 
 

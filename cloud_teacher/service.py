@@ -25,6 +25,7 @@ from relay_proto import relay_pb2, relay_pb2_grpc
 _FINISH_REASONS = {
     FinishReason.LENGTH: relay_pb2.FINISH_REASON_LENGTH,
     FinishReason.END_OF_ANSWER: relay_pb2.FINISH_REASON_END_OF_ANSWER,
+    FinishReason.LINE_END: relay_pb2.FINISH_REASON_LINE_END,
 }
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 class FinishReason(enum.Enum):
     LENGTH = "length"  # reached max_tokens; the answer goes on
     END_OF_ANSWER = "end_of_answer"  # the model emitted an end-of-generation token
+    LINE_END = "line_end"  # a line ended and the request asked to stop there; the answer goes on
 
 
 @dataclass(frozen=True, slots=True)

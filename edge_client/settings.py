@@ -99,7 +99,11 @@ class EdgeSettings(FileSettings):
     )
     span: int = Field(default=8, ge=1, le=1024, description="Teacher tokens per call (n).")
     max_span: int = Field(
-        default=64, ge=1, le=1024, description="command: largest span a <call>n</call> may ask."
+        default=64,
+        ge=1,
+        le=1024,
+        description="command: largest span a <call>n</call> may ask; step: longest step the "
+        "teacher writes (it ends at its line break).",
     )
     min_gap: int = Field(
         default=4, ge=0, description="confidence: student tokens between two calls, at least."

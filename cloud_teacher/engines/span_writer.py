@@ -1,6 +1,7 @@
 """Turning one span's sampled tokens into pieces: end-of-generation tokens, UTF-8 pieces cut
-across tokens, an answer that never starts with white space, and the turn markers that end a
-base model's answer in text mode. No llama.cpp calls beyond the tokenizer.
+across tokens, an answer that never starts with white space, the turn markers that end a
+base model's answer in text mode, and the line break that ends a `stop_at_line_end` span.
+No llama.cpp calls beyond the tokenizer.
 
     writer = SpanWriter(model, request)
     pieces, finish = writer.take(token)   # pieces to emit; a FinishReason once the span ends
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 
+from cloud_teacher.engines.line_end import LineEnd
 from cloud_teacher.requests import SpanRequest, TextContext, TokenContext
 from cloud_teacher.spans import FinishReason, Piece
 from cloud_teacher.stop_strings import StopScanner
@@ -27,6 +29,8 @@ class SpanWriter:
         self._at_answer_start = isinstance(request.context, TextContext) and not (
             request.context.assistant_prefix
         )
+        self._line_end = LineEnd() if request.stop_at_line_end else None
+        self._ended_at_line = False
         self.sampled = 0
 
     def take(self, token: int) -> tuple[list[Piece], FinishReason | None]:
@@ -44,6 +48,10 @@ class SpanWriter:
         pieces = [
             Piece(token_ids=(token_id,), text=piece_text) for token_id, piece_text in released
         ]
+        if self._line_end is not None:
+            pieces, self._ended_at_line = self._line_end.cut(pieces)
+            if self._ended_at_line:  # what the scanner still holds comes after the line
+                return pieces, FinishReason.LINE_END
         if stopped:
             return pieces, FinishReason.END_OF_ANSWER
         if self.sampled >= self._max_tokens:
@@ -58,7 +66,7 @@ class SpanWriter:
         U+FFFD for good: it is left out, and the next span, continuing the text, writes it
         whole. In token mode the edge reads the token ids; the text is for display only.
         """
-        held = self._scanner.flush() if self._scanner else []
+        held = self._scanner.flush() if self._scanner and not self._ended_at_line else []
         pieces = [Piece(token_ids=(token_id,), text=text) for token_id, text in held]
         pending = self._decoder.decode(b"", final=True)
         return pieces, "" if self._text_mode else pending

@@ -34,6 +34,7 @@ from vllm.v1.engine.exceptions import EngineGenerateError
 from cloud_teacher.engines.base import EngineInfo, SpanEvent
 from cloud_teacher.engines.gguf_to_hf import hf_copy_of
 from cloud_teacher.engines.hf_chat import HfChatRenderer
+from cloud_teacher.engines.line_end import LineEnd
 from cloud_teacher.engines.vllm_settings import CPU_BLOCK_SIZE, VllmSettings
 from cloud_teacher.errors import ConfigError, EngineDeadError, InvalidRequestError, TeacherError
 from cloud_teacher.requests import Limits, SpanRequest, TokenContext, check_context_length
@@ -164,6 +165,7 @@ class VllmEngine:
         at_answer_start = not isinstance(request.context, TokenContext) and not (
             request.context.assistant_prefix
         )
+        line_end = LineEnd() if request.stop_at_line_end else None
         finish, cached = FinishReason.LENGTH, 0
         try:
             async for output in self._mapped(outputs):
@@ -177,8 +179,15 @@ class VllmEngine:
                     text = text.lstrip()
                     at_answer_start = not text
                 pieces, stopped = _released(scanner, tokens, text)
+                ended_line = False
+                if line_end is not None and finish is not FinishReason.END_OF_ANSWER:
+                    # vLLM may give several tokens one text: the cut is then after all of them.
+                    pieces, ended_line = line_end.cut(pieces)
                 for piece in pieces:
                     yield piece
+                if ended_line:
+                    finish = FinishReason.LINE_END
+                    break
                 if stopped:
                     finish = FinishReason.END_OF_ANSWER
                     break

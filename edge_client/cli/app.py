@@ -160,9 +160,9 @@ def evaluate(
     setting: Annotated[
         list[str] | None,
         typer.Option(
-            help="A setting to run (repeatable): never, teacher, always[:K], confidence:θ, "
-            "entropy:B, step:B (each with an optional :K span), random[:P], command. Default: "
-            + " ".join(DEFAULT_SPECS)
+            help="A setting to run (repeatable): never, teacher, always[:K], confidence:θ "
+            "and entropy:B (each with an optional :K span), step:B, random[:P], command. "
+            "Default: " + " ".join(DEFAULT_SPECS)
         ),
     ] = None,
     teacher: Teacher = None,

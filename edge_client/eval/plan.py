@@ -4,6 +4,7 @@ never            the student alone            teacher        the teacher alone (
 always[:K]       the teacher every K tokens   command        RelayLLM's <call>n</call>
 confidence:θ     top-token probability < θ    entropy:B      next-token entropy > B nats
 step:B           entropy > B at a line start  random:P       a call with probability P
+                 (the teacher writes the line)
 random           one random setting per confidence/entropy/step setting, at the call rate
                  that matches the teacher-token share that setting measured (cost-matched)
 """
@@ -24,7 +25,7 @@ DEFAULT_SPECS = (
     "confidence:0.4",
     "confidence:0.5",
     "entropy:1.5",
-    "step:1.5:32",
+    "step:1.5",
     "random",
     "always:8",
     "command",
@@ -134,10 +135,15 @@ def _setting(name: str, argument: str, *, spec: str, settings: EdgeSettings) -> 
             raise ConfigError(f"setting {spec!r}: the entropy bound must not be negative")
         if span_argument and policy is PolicyName.RANDOM:
             raise ConfigError(f"setting {spec!r}: random takes its span from --span")
-        if not span_argument:
-            return EvalSetting(
-                key=f"{name}:{value:g}", policy=policy, span=settings.span, value=value
+        if span_argument and policy is PolicyName.STEP:
+            raise ConfigError(
+                f"setting {spec!r}: a step ends at its line break, at most max_span tokens "
+                f"(RELAY_MAX_SPAN); write {name}:{argument}"
             )
+        if not span_argument:
+            # A step's span is its cap: its length is the line's.
+            span = settings.max_span if policy is PolicyName.STEP else settings.span
+            return EvalSetting(key=f"{name}:{value:g}", policy=policy, span=span, value=value)
         span = int(_number(span_argument, spec=spec, kind=int))
         if span < 1:
             raise ConfigError(f"setting {spec!r}: the span must be at least 1")

@@ -44,6 +44,9 @@ class Policy(ABC):
     """
 
     name: str = ""
+    # True: the teacher's span ends with its first non-empty line (a reasoning step), or at
+    # the span length asked for, whichever comes first.
+    span_ends_at_line: bool = False
 
     def start_answer(self) -> None:  # noqa: B027 (an optional hook, not abstract)
         """Called before each answer of a session."""

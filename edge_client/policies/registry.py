@@ -41,7 +41,7 @@ def build_policy(
         case PolicyName.ENTROPY:
             return EntropyPolicy(bound=entropy_bound, span=span, min_gap=min_gap, budget=budget)
         case PolicyName.STEP:
-            return StepPolicy(bound=entropy_bound, span=span, budget=budget)
+            return StepPolicy(bound=entropy_bound, span=max_span, budget=budget)  # a step
         case PolicyName.COMMAND:
             return CommandPolicy(default_span=span, max_span=max_span)
         case PolicyName.RANDOM:

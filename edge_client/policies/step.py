@@ -1,9 +1,7 @@
 """Step-level calls, after GlimpRouter: a reasoning step starts after a line break; where the
-student is unsure how to start it (high entropy at its first token), the teacher writes it.
-
-The teacher cannot yet be told to stop at the next line break (a span ends at its length or
-at the end of the answer), so the step is approximated by `span` tokens, sized to a typical
-step; the student takes over after it, mid-line if the step was longer.
+student is unsure how to start it (high entropy at its first token), the teacher writes it,
+up to the end of its line (`stop_at_line_end`), at most `span` tokens. The student goes on
+from the next line; a teacher that predates `stop_at_line_end` writes `span` tokens instead.
 """
 
 from __future__ import annotations
@@ -14,10 +12,11 @@ from edge_client.policies.uncertainty import entropy
 
 
 class StepPolicy(Policy):
-    """At the first token of each line, calls for `span` tokens when the student's entropy
-    (nats) is above `bound`; never calls mid-line. `budget` caps a session's teacher tokens."""
+    """At the first token of each line, calls for the step when the student's entropy (nats)
+    is above `bound`; never calls mid-line. `budget` caps a session's teacher tokens."""
 
     name = "step"
+    span_ends_at_line = True
 
     def __init__(self, *, bound: float, span: int, budget: int | None = None) -> None:
         self.bound = bound

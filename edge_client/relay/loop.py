@@ -258,6 +258,7 @@ class RelaySession:
             "request_id": request_id,
             "max_tokens": min(span, info.max_span_tokens),
             "sampling": self.options.sampling,
+            "stop_at_line_end": self.policy.span_ends_at_line,
         }
         if self.token_mode:
             if 0 < info.max_context_tokens < len(answer.teacher_context):

@@ -41,6 +41,7 @@ class SpanQuery:
     tokenizer_fingerprint: str = ""
     messages: Sequence[ChatMessage] | None = None
     assistant_prefix: str = ""
+    stop_at_line_end: bool = False  # end the span with its first non-empty line
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ def span_request_to_proto(request: SpanQuery) -> relay_pb2.GenerateSpanRequest:
         session_id=request.session_id,
         request_id=request.request_id,
         max_tokens=request.max_tokens,
+        stop_at_line_end=request.stop_at_line_end,
     )
     if request.token_ids is not None:
         span.tokens.token_ids.extend(request.token_ids)

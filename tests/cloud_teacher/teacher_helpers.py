@@ -15,7 +15,13 @@ from relay_proto import relay_pb2
 
 
 def span(
-    tokens: list[int], *, session: str, max_tokens: int = 8, tenant: str = "", **sampling: Any
+    tokens: list[int],
+    *,
+    session: str,
+    max_tokens: int = 8,
+    tenant: str = "",
+    stop_at_line_end: bool = False,
+    **sampling: Any,
 ) -> SpanRequest:
     """A token-mode span request for the engines, as the server would pass it on."""
     return SpanRequest(
@@ -25,6 +31,7 @@ def span(
         max_tokens=max_tokens,
         sampling=SamplingParams(**sampling),
         tenant=tenant,
+        stop_at_line_end=stop_at_line_end,
     )
 
 

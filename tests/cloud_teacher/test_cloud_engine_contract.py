@@ -87,6 +87,23 @@ def test_an_end_of_generation_token_ends_the_answer_and_is_left_out(
     assert "yes" in "".join(p.text for p in pieces).lower()
 
 
+def test_a_span_asked_to_stop_at_line_end_is_its_first_line(
+    teacher: RunningTeacher, smollm_tokenizer: GgufModel
+) -> None:
+    ids = smollm_tokenizer.render_chat(
+        [ChatMessage("user", "List four fruits, one per line, as a numbered list.")]
+    )
+    whole, _ = collect(teacher, span(ids, session="w", max_tokens=48))
+    line, end = collect(teacher, span(ids, session="l", max_tokens=48, stop_at_line_end=True))
+    text = "".join(p.text for p in line)
+
+    assert end.finish_reason is FinishReason.LINE_END
+    assert text.strip() and text.rstrip(" ").endswith("\n") and "\n" not in text.strip()
+    # The greedy answer, cut after its first line.
+    assert 0 < len(tokens_of(line)) < len(tokens_of(whole))
+    assert tokens_of(line) == tokens_of(whole)[: len(tokens_of(line))]
+
+
 def test_a_tiny_temperature_samples_like_greedy(
     teacher: RunningTeacher, smollm_tokenizer: GgufModel
 ) -> None:

@@ -166,6 +166,23 @@ def test_text_mode_stream_concatenates_to_the_generated_span(gemma_teacher) -> N
     assert pieces[-1].finish_reason == whole.finish_reason
 
 
+def test_text_mode_span_asked_to_stop_at_line_end_is_one_line(gemma_teacher) -> None:
+    def line_span() -> relay_pb2.SpanRequest:
+        span = text_span(
+            "List five colours, one per line.", "1. Red\n2.", session=new_session(), max_tokens=48
+        )
+        span.stop_at_line_end = True
+        return span
+
+    reply = generate(gemma_teacher, line_span())
+    pieces = stream(gemma_teacher, line_span())
+
+    assert reply.finish_reason == relay_pb2.FINISH_REASON_LINE_END
+    assert reply.text.strip() and reply.text.endswith("\n") and "\n" not in reply.text.strip()
+    assert joined(pieces) == (list(reply.token_ids), reply.text)
+    assert pieces[-1].finish_reason == relay_pb2.FINISH_REASON_LINE_END
+
+
 def test_text_mode_second_call_reuses_the_session_prefix(gemma_teacher) -> None:
     # Gemma 3 has sliding-window attention: this fails if the KV cache cannot roll back.
     session = new_session()

@@ -19,6 +19,7 @@ class FinishReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FINISH_REASON_UNSPECIFIED: _ClassVar[FinishReason]
     FINISH_REASON_LENGTH: _ClassVar[FinishReason]
     FINISH_REASON_END_OF_ANSWER: _ClassVar[FinishReason]
+    FINISH_REASON_LINE_END: _ClassVar[FinishReason]
 ROLE_UNSPECIFIED: Role
 ROLE_SYSTEM: Role
 ROLE_USER: Role
@@ -26,6 +27,7 @@ ROLE_ASSISTANT: Role
 FINISH_REASON_UNSPECIFIED: FinishReason
 FINISH_REASON_LENGTH: FinishReason
 FINISH_REASON_END_OF_ANSWER: FinishReason
+FINISH_REASON_LINE_END: FinishReason
 
 class GetInfoRequest(_message.Message):
     __slots__ = ()
@@ -70,20 +72,22 @@ class Limits(_message.Message):
     def __init__(self, max_span_tokens: _Optional[int] = ..., max_context_tokens: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_calls_per_key: _Optional[int] = ..., key_tokens_per_minute: _Optional[int] = ...) -> None: ...
 
 class SpanRequest(_message.Message):
-    __slots__ = ("session_id", "request_id", "tokens", "text", "max_tokens", "sampling")
+    __slots__ = ("session_id", "request_id", "tokens", "text", "max_tokens", "sampling", "stop_at_line_end")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TOKENS_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
+    STOP_AT_LINE_END_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     request_id: str
     tokens: TokenContext
     text: TextContext
     max_tokens: int
     sampling: Sampling
-    def __init__(self, session_id: _Optional[str] = ..., request_id: _Optional[str] = ..., tokens: _Optional[_Union[TokenContext, _Mapping]] = ..., text: _Optional[_Union[TextContext, _Mapping]] = ..., max_tokens: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, _Mapping]] = ...) -> None: ...
+    stop_at_line_end: bool
+    def __init__(self, session_id: _Optional[str] = ..., request_id: _Optional[str] = ..., tokens: _Optional[_Union[TokenContext, _Mapping]] = ..., text: _Optional[_Union[TextContext, _Mapping]] = ..., max_tokens: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, _Mapping]] = ..., stop_at_line_end: _Optional[bool] = ...) -> None: ...
 
 class TokenContext(_message.Message):
     __slots__ = ("token_ids", "tokenizer_fingerprint")

@@ -53,21 +53,24 @@ def test_missing_dataset(tmp_path):
 
 def test_plan_expands_cost_matched_random_after_its_sources():
     plan = plan_settings(
-        ["never", "teacher", "random", "confidence:0.40", "step:1.5:32", "always"], SETTINGS
+        ["never", "teacher", "random", "confidence:0.40", "entropy:2:32", "step:1.5", "always"],
+        SETTINGS,
     )
     assert [s.key for s in plan] == [
         "never",
         "teacher",
         "confidence:0.4",
-        "step:1.5:32",
+        "entropy:2:32",
+        "step:1.5",
         "always:8",
         "random~confidence:0.4",
-        "random~step:1.5:32",
+        "random~entropy:2:32",
+        "random~step:1.5",
     ]
     teacher = plan[1]
     assert teacher.policy is PolicyName.ALWAYS and teacher.span == 64
-    assert plan[3].span == 32 and plan[2].span == 8
-    assert plan[-1].matched_to == "step:1.5:32" and plan[-1].span == 32
+    assert [s.span for s in plan[2:5]] == [8, 32, 64]  # a step is capped by max_span
+    assert plan[-1].matched_to == "step:1.5" and plan[-1].span == 64
 
 
 @pytest.mark.parametrize(
@@ -82,6 +85,7 @@ def test_plan_expands_cost_matched_random_after_its_sources():
         (["never", "never"], "named twice"),
         (["always:0"], "at least 1"),
         (["random:0.1:4"], "takes its span from --span"),
+        (["step:1.5:32"], "a step ends at its line break.*write step:1.5"),
     ],
 )
 def test_bad_settings_are_named(specs, message):

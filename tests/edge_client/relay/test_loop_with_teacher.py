@@ -11,6 +11,7 @@ import pytest
 from edge_client.policies.base import Policy
 from edge_client.policies.baselines import NeverPolicy, RandomPolicy
 from edge_client.policies.confidence import ConfidencePolicy
+from edge_client.policies.step import StepPolicy
 from edge_client.relay.events import AnswerFinished, Source, TeacherCall, TokensAppended
 from edge_client.relay.loop import RelayOptions, RelaySession
 from edge_client.teacher.grpc_client import GrpcTeacherClient
@@ -64,6 +65,25 @@ def test_greedy_relay_equals_the_student_alone(
     # Each token was evaluated once: the new prompt tokens, then every student token and
     # every span token (a span of k tokens costs the student exactly k evaluations).
     assert evaluated == session.usage.prompt_tokens + len(relayed)
+
+
+def test_the_step_policy_gets_each_line_whole_from_the_teacher(
+    student, smollm2_teacher, patient_settings
+):
+    messages = [ChatMessage("user", "List four fruits, one per line, as a numbered list.")]
+    _, _, alone, _ = answer(student, None, NeverPolicy(), messages, max_tokens=60)
+    client = GrpcTeacherClient(smollm2_teacher, settings=patient_settings)
+    try:  # bound 0: the teacher writes every line, each in a span of its own
+        _, events, relayed, _ = answer(
+            student, client, StepPolicy(bound=0.0, span=64), messages, max_tokens=60
+        )
+    finally:
+        client.close()
+    spans = [e.text for e in events if isinstance(e, TokensAppended) and e.source is Source.TEACHER]
+    assert relayed == alone
+    assert len(spans) >= 3
+    for text in spans[:-1]:  # the last may be cut by max_tokens
+        assert text.endswith("\n") and "\n" not in text.strip(), spans
 
 
 def test_text_mode_against_the_gemma_teacher(student, gemma_teacher, patient_settings):

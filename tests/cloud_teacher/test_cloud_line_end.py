@@ -1,0 +1,33 @@
+"""Where a `stop_at_line_end` span ends: with its first non-empty line."""
+
+from __future__ import annotations
+
+import pytest
+
+from cloud_teacher.engines.line_end import LineEnd
+from cloud_teacher.spans import Piece
+
+
+def cut(*texts: str) -> tuple[list[str], bool]:
+    pieces, ended = LineEnd().cut([Piece(token_ids=(i,), text=t) for i, t in enumerate(texts)])
+    return [p.text for p in pieces], ended
+
+
+@pytest.mark.parametrize(
+    ("texts", "expected"),
+    [
+        (("First", " step", ".\n", "Second"), (["First", " step", ".\n"], True)),
+        (("\n", "\n", "Step", ":\n\n", "Next"), (["\n", "\n", "Step", ":\n\n"], True)),
+        ((" ", "\n", "x"), ([" ", "\n", "x"], False)),  # only white space before the break
+        (("no", " break"), (["no", " break"], False)),
+    ],
+)
+def test_the_span_ends_with_the_piece_that_ends_its_first_line(texts, expected):
+    assert cut(*texts) == expected
+
+
+def test_a_line_goes_on_across_calls():
+    line_end = LineEnd()
+    assert line_end.cut([Piece(token_ids=(1,), text="Half")]) == ([Piece((1,), "Half")], False)
+    pieces, ended = line_end.cut([Piece(token_ids=(2,), text="\n")])
+    assert ended and [p.text for p in pieces] == ["\n"]
