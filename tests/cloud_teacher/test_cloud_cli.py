@@ -51,6 +51,9 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, Path]]:
             "1",
             "--n-ctx",
             "1024",
+            # Room for a span in flight to finish during the drain on a loaded machine.
+            "--grace-seconds",
+            "300",
         ],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
@@ -101,14 +104,14 @@ def test_a_span_in_flight_finishes_during_the_drain(served, smollm_tokenizer) ->
                 tokenizer_fingerprint=info.tokenizer_fingerprint,
             ),
         )
-        call = stub.StreamSpan(relay_pb2.StreamSpanRequest(span=span), timeout=60)
+        call = stub.StreamSpan(relay_pb2.StreamSpanRequest(span=span), timeout=300)
         pieces = [next(call)]
         process.send_signal(signal.SIGTERM)  # while the span is being written
         pieces.extend(call)
 
     assert pieces[-1].finish_reason != relay_pb2.FINISH_REASON_UNSPECIFIED
     assert sum(len(p.token_ids) for p in pieces) == pieces[-1].usage.generated_tokens
-    process.communicate(timeout=60)
+    process.communicate(timeout=300)
     assert process.returncode == 0
 
 
