@@ -175,6 +175,13 @@ def evaluate(
     system: System = None,
     pair: Pair = None,
     config: Config = None,
+    redo_fallbacks: Annotated[
+        bool,
+        typer.Option(
+            help="Answer again the recorded answers that had fallback spans (the teacher was "
+            "late or away); the new record replaces the old."
+        ),
+    ] = False,
 ) -> None:
     """Measure relay quality: accuracy against the share of teacher tokens, per setting."""
     settings = _settings(locals())
@@ -185,6 +192,7 @@ def evaluate(
             out=out,
             limit=limit,
             specs=setting or [],
+            redo_fallbacks=redo_fallbacks,
             console=_OUT,
             err=_ERR,
         )
@@ -216,7 +224,7 @@ _OUT = Console(highlight=False)
 _ERR = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-_NOT_SETTINGS = {"prompt", "as_json", "dataset", "out", "limit", "setting"}
+_NOT_SETTINGS = {"prompt", "as_json", "dataset", "out", "limit", "setting", "redo_fallbacks"}
 
 
 def _settings(flags: dict[str, object]) -> EdgeSettings:

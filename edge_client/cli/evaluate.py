@@ -35,11 +35,14 @@ def run_eval(
     specs: Sequence[str],
     console: Console,
     err: Console,
+    redo_fallbacks: bool = False,
 ) -> None:
     items = read_items(dataset, limit=limit)
     plan = plan_settings(list(specs or DEFAULT_SPECS), settings)
     _check_teacher(plan, settings)
-    log = RecordLog(out, options=_run_options(settings, dataset=dataset))
+    log = RecordLog(
+        out, options=_run_options(settings, dataset=dataset), redo_fallbacks=redo_fallbacks
+    )
     if not plotting_available():
         err.print(f"note: no plot without matplotlib ({INSTALL_HINT})", style="yellow")
     item_ids = [item.item_id for item in items]
@@ -83,6 +86,14 @@ def run_eval(
     # In a pipe rich assumes 80 columns, which folds every cell: print it whole there.
     wide = console if console.is_terminal else Console(file=console.file, width=160)
     wide.print(_table(summaries))
+    fell_back = sum(log.fell_back(s.key, item) for s in plan for item in item_ids)
+    if fell_back:
+        err.print(
+            f"{fell_back} answers had fallback spans: the student wrote what the teacher did "
+            "not deliver in time. Give the teacher a longer deadline "
+            "(RELAY_TEACHER_CLIENT__DEADLINE_S) and rerun with --redo-fallbacks.",
+            style="yellow",
+        )
     err.print(f"summary: {out / 'summary.json'}", style="dim")
 
 

@@ -1,6 +1,7 @@
 """One JSONL record per item and setting, appended as each answer ends: a rerun with the same
-output directory skips what is recorded and goes on. `run.json` keeps the options the records
-were made with; a rerun with other options is refused rather than mixed in.
+output directory skips what is recorded and goes on (with `redo_fallbacks`, answers that had
+fallback spans run again; the later record of an item wins). `run.json` keeps the options the
+records were made with; a rerun with other options is refused rather than mixed in.
 
     DIR/run.json         the options of the run (student, teacher, span, max_tokens, …)
     DIR/records.jsonl    {"setting": "confidence:0.4", "item_id": "7", "correct": true, …}
@@ -40,8 +41,11 @@ def teacher_share(records: Sequence[EvalRecord]) -> float:
 class RecordLog:
     """The records of one output directory."""
 
-    def __init__(self, directory: Path, *, options: dict[str, Any]) -> None:
+    def __init__(
+        self, directory: Path, *, options: dict[str, Any], redo_fallbacks: bool = False
+    ) -> None:
         self.directory = directory
+        self.redo_fallbacks = redo_fallbacks
         self.path = directory / "records.jsonl"
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -51,7 +55,15 @@ class RecordLog:
         self.records: dict[tuple[str, str], EvalRecord] = self._load()
 
     def has(self, setting: str, item_id: str) -> bool:
+        """True when the answer is recorded and need not run again."""
+        if self.redo_fallbacks and self.fell_back(setting, item_id):
+            return False
         return (setting, item_id) in self.records
+
+    def fell_back(self, setting: str, item_id: str) -> bool:
+        """True when the recorded answer has spans the student wrote for the teacher."""
+        record = self.records.get((setting, item_id))
+        return record is not None and record.usage.get("fallback_spans", 0) > 0
 
     def append(self, record: EvalRecord) -> None:
         with self.path.open("a", encoding="utf-8") as out:

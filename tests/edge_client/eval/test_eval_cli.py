@@ -92,6 +92,35 @@ def test_eval_writes_summary_and_plot_then_resumes(eval_env, smollm2_teacher, tm
     assert (out / "records.jsonl").read_text() == after
 
 
+def test_eval_redoes_answers_that_fell_back_when_asked(eval_env, tmp_path):
+    out = tmp_path / "run"
+    command = [RELAY_EDGE, "eval", "--dataset", str(DATASET), "--out", str(out)]
+    command += ["--max-tokens", "16", "--limit", "1", "--setting", "never"]
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*command, *extra], env=eval_env, capture_output=True, text=True, timeout=300
+        )
+
+    assert run().returncode == 0
+    # As if the teacher had been late: the answer's usage counts a fallback span.
+    (done,) = records(out)
+    done["usage"]["fallback_spans"] = 1
+    (out / "records.jsonl").write_text(json.dumps(done) + "\n")
+
+    warned = run()
+    assert warned.returncode == 0 and "answers to run" not in warned.stderr
+    assert "1 answers had fallback spans" in warned.stderr
+    assert "--redo-fallbacks" in warned.stderr
+
+    redone = run("--redo-fallbacks")
+    assert redone.returncode == 0, redone.stderr
+    assert "1 answers to run" in redone.stderr and "fallback spans" not in redone.stderr
+    assert [r["usage"]["fallback_spans"] for r in records(out)] == [1, 0]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["settings"][0]["fallback_spans"] == 0
+
+
 def test_eval_names_a_bad_dataset_line(eval_env, tmp_path):
     dataset = tmp_path / "bad.jsonl"
     dataset.write_text('{"question": "1+1?", "answer": "#### 2"}\n{"question": "no answer"}\n')

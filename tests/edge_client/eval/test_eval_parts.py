@@ -108,8 +108,8 @@ def test_wilson_interval():
     assert wilson_interval(5, 5)[1] == pytest.approx(1.0)
 
 
-def record(setting: str, item: str) -> EvalRecord:
-    usage = {"teacher_tokens": 1, "student_tokens": 3}
+def record(setting: str, item: str, *, fallback_spans: int = 0) -> EvalRecord:
+    usage = {"teacher_tokens": 1, "student_tokens": 3, "fallback_spans": fallback_spans}
     return EvalRecord(setting, item, True, "4", "\\boxed{4}", "end_of_answer", usage, 0.5)
 
 
@@ -123,3 +123,18 @@ def test_record_log_survives_a_cut_line_and_refuses_other_options(tmp_path):
     assert reopened.of("never", ["1", "2"]) == [record("never", "1")]
     with pytest.raises(ConfigError, match="span: 8 → 4"):
         RecordLog(tmp_path, options={"span": 4})
+
+
+def test_answers_with_fallback_spans_run_again_only_when_asked(tmp_path):
+    log = RecordLog(tmp_path, options={"span": 8})
+    log.append(record("always:8", "1", fallback_spans=1))
+    log.append(record("always:8", "2"))
+    assert log.has("always:8", "1") and log.fell_back("always:8", "1")
+
+    redo = RecordLog(tmp_path, options={"span": 8}, redo_fallbacks=True)
+    assert not redo.has("always:8", "1") and redo.has("always:8", "2")
+    redo.append(record("always:8", "1"))
+    # The later record wins, in this log and in the next one read from the file.
+    assert RecordLog(tmp_path, options={"span": 8}, redo_fallbacks=True).of(
+        "always:8", ["1", "2"]
+    ) == [record("always:8", "1"), record("always:8", "2")]
