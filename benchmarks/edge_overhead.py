@@ -6,7 +6,11 @@ generated token to the last (prompt evaluation excluded on both sides), time to 
 from the start of the answer (prompt rendering and evaluation included). The rounds alternate
 so machine noise hits both sides alike. Prints one JSON line.
 
+`--policy` gives the relay loop a confidence or entropy policy: with no teacher it calls no one,
+but reads its signal from the logits at every token, so the ratio includes that signal's cost.
+
     python -m benchmarks.edge_overhead [--tokens 128] [--rounds 5] [--student PATH] [--exact]
+                                       [--policy never|confidence|entropy] [--threads N]
 """
 
 from __future__ import annotations
@@ -16,10 +20,14 @@ import json
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from edge_client.ledger.store import Ledger
+from edge_client.policies.base import Policy
 from edge_client.policies.baselines import NeverPolicy
+from edge_client.policies.confidence import ConfidencePolicy
+from edge_client.policies.entropy import EntropyPolicy
 from edge_client.relay.events import TokensAppended
 from edge_client.relay.loop import RelayOptions, RelaySession
 from edge_client.student.llama_student import LlamaStudent
@@ -27,6 +35,11 @@ from relay_common.chat import ChatMessage
 
 PROMPT = [ChatMessage("user", "Write a long story about a lighthouse keeper and the sea.")]
 LONG_PROMPT_TOKENS = 1000
+POLICIES: dict[str, Callable[[], Policy]] = {
+    "never": NeverPolicy,
+    "confidence": lambda: ConfidencePolicy(threshold=0.5, span=8),
+    "entropy": lambda: EntropyPolicy(bound=1.0, span=8),
+}
 
 
 def bare_generate(student: LlamaStudent, prompt: list[int], tokens: int) -> float:
@@ -41,20 +54,22 @@ def bare_generate(student: LlamaStudent, prompt: list[int], tokens: int) -> floa
     return (len(stamps) - 1) / (stamps[-1] - stamps[0])
 
 
-def relay_session(student: LlamaStudent, tokens: int, ledger: Ledger) -> RelaySession:
+def relay_session(
+    student: LlamaStudent, tokens: int, ledger: Ledger, policy: Policy
+) -> RelaySession:
     session = RelaySession(
-        student=student, teacher=None, policy=NeverPolicy(), options=RelayOptions(max_tokens=tokens)
+        student=student, teacher=None, policy=policy, options=RelayOptions(max_tokens=tokens)
     )
     ledger.start_session(
-        session.session_id, student_model=student.model_name, teacher="none", policy="never"
+        session.session_id, student_model=student.model_name, teacher="none", policy=policy.name
     )
     return session
 
 
-def relay_loop(student: LlamaStudent, tokens: int, ledger: Ledger) -> float:
+def relay_loop(student: LlamaStudent, tokens: int, ledger: Ledger, policy: Policy) -> float:
     """Tokens/s of the relay loop, teacher-free, each event recorded as the CLI does."""
     student.model.reset()
-    session = relay_session(student, tokens, ledger)
+    session = relay_session(student, tokens, ledger, policy)
     stamps = []
     for event in session.answer(PROMPT):
         ledger.record(session.session_id, event)
@@ -83,7 +98,7 @@ def relay_first_token_s(
     student: LlamaStudent, messages: list[ChatMessage], ledger: Ledger
 ) -> float:
     student.model.reset()
-    session = relay_session(student, 1, ledger)
+    session = relay_session(student, 1, ledger, NeverPolicy())
     started = time.perf_counter()
     for event in session.answer(messages):
         ledger.record(session.session_id, event)
@@ -98,8 +113,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--student", default=None)
     parser.add_argument("--exact", action="store_true", help="batch-invariant (n_ubatch 1)")
+    parser.add_argument("--policy", choices=sorted(POLICIES), default="never")
+    parser.add_argument("--threads", type=int, default=None, help="decoding threads")
     args = parser.parse_args()
-    student = LlamaStudent(args.student, n_ubatch=1 if args.exact else 512)
+    student = LlamaStudent(args.student, n_ubatch=1 if args.exact else 512, n_threads=args.threads)
     prompt = student.render_prompt(PROMPT)
     question = long_question(student)
     long_prompt = student.render_prompt(question)
@@ -107,12 +124,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as workdir, Ledger(Path(workdir) / "ledger.db") as ledger:
         for _ in range(args.rounds):
             bare.append(bare_generate(student, prompt, args.tokens))
-            relay.append(relay_loop(student, args.tokens, ledger))
+            relay.append(relay_loop(student, args.tokens, ledger, POLICIES[args.policy]()))
             bare_ttft.append(bare_first_token_s(student, long_prompt))
             relay_ttft.append(relay_first_token_s(student, question, ledger))
     result = {
         "model": student.model_name,
         "exact": args.exact,
+        "policy": args.policy,
+        "threads": args.threads,
         "tokens": args.tokens,
         "rounds": args.rounds,
         "bare_tok_s": round(statistics.median(bare), 1),

@@ -1,7 +1,10 @@
 """How unsure the student is of its next token, read from its logits.
 
 Both measures work in float64 on shifted logits, so large logits never overflow and the
-softmax is never materialised as a separate array the caller keeps.
+softmax is never materialised as a separate array the caller keeps. Neither calls BLAS: on a
+vocabulary-sized vector `np.dot` wakes OpenBLAS's threads, which spin on the cores llama.cpp
+decodes on. One entropy per token made the student decode 3 times slower with 2 threads on
+2 cores (`python -m benchmarks.edge_overhead --policy entropy --threads 2`).
 """
 
 from __future__ import annotations
@@ -21,4 +24,4 @@ def entropy(logits: np.ndarray) -> float:
     weights = np.exp(shifted)
     total = float(np.sum(weights))
     # H = log Z - sum(p * z) with p = e^z / Z, z the shifted logits.
-    return float(np.log(total) - np.dot(weights, shifted) / total)
+    return float(np.log(total) - np.sum(weights * shifted) / total)
