@@ -1,9 +1,11 @@
 """Fixtures for both sides: test certificates, made at test time with openssl (no key is ever
-committed)."""
+committed), and free loopback ports."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,3 +76,15 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
         client_key=client[1],
         other_ca=other_ca,
     )
+
+
+@pytest.fixture(scope="session")
+def free_port() -> Callable[[], int]:
+    """Finds a loopback port nothing listens on (bound, then released)."""
+
+    def find() -> int:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            return probe.getsockname()[1]
+
+    return find

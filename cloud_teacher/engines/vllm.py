@@ -34,7 +34,6 @@ from vllm.v1.engine.exceptions import EngineGenerateError
 from cloud_teacher.engines.base import EngineInfo, SpanEvent
 from cloud_teacher.engines.gguf_to_hf import hf_copy_of
 from cloud_teacher.engines.hf_chat import HfChatRenderer
-from cloud_teacher.engines.line_end import LineEnd
 from cloud_teacher.engines.vllm_settings import CPU_BLOCK_SIZE, VllmSettings
 from cloud_teacher.errors import ConfigError, EngineDeadError, InvalidRequestError, TeacherError
 from cloud_teacher.requests import Limits, SpanRequest, TokenContext, check_context_length
@@ -45,6 +44,7 @@ from relay_common.embedded import smollm2_path
 from relay_common.errors import ModelNotFoundError
 from relay_common.fingerprint import tokenizer_fingerprint
 from relay_common.gguf import PLAIN_TURN_MARKERS
+from relay_common.line_end import LineEnd
 
 log = logging.getLogger(__name__)
 

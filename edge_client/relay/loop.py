@@ -38,6 +38,7 @@ from edge_client.student.engine import StudentEngine
 from edge_client.teacher.client import SpanQuery, SpanReply, TeacherClient, TeacherInfo
 from relay_common.chat import ChatMessage
 from relay_common.errors import ContextFullError
+from relay_common.line_end import LineEnd
 from relay_common.sampling import Sampler, SamplingParams
 
 Events = Generator[RelayEvent, None, AnswerEndReason | None]
@@ -236,14 +237,20 @@ class RelaySession:
         return None
 
     def _fallback(self, answer: _Answer, sampler: Sampler, span: int) -> Events:
-        """The student writes the span the teacher could not (teacher-free for `span` tokens)."""
-        answer.last_call_end = answer.generated + span
+        """The student writes the span the teacher could not (teacher-free for `span` tokens).
+        A span that was to end with its line ends there, as the teacher's would: the policy
+        then decides the next line afresh."""
+        line_end = LineEnd() if self.policy.span_ends_at_line else None
         for _ in range(span):
             if self.cancel.is_set():
                 return AnswerEndReason.CANCELLED
+            seen = len(answer.visible_text)
             reason = yield from self._student_token(answer, sampler, Source.FALLBACK)
             if reason is not None:
                 return reason
+            if line_end is not None and line_end.ends_line(answer.visible_text[seen:]):
+                break
+        answer.last_call_end = answer.generated
         return None
 
     def _span_request(self, answer: _Answer, span: int, *, request_id: str) -> SpanQuery:

@@ -70,12 +70,6 @@ def render_config(*, bind_port: int, replicas: list[str]) -> str:
     return re.sub(r"^resolvers .*?\n\n", "", text, flags=re.M | re.S)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextlib.contextmanager
 def running_haproxy(config: str, *, port: int, workdir: Path) -> Iterator[str]:
     config_path = workdir / "haproxy.cfg"
@@ -111,7 +105,7 @@ def replicas() -> Iterator[list[LocalTeacher]]:
 
 
 @pytest.fixture(scope="module")
-def proxy(replicas, tmp_path_factory) -> Iterator[str]:
+def proxy(replicas, tmp_path_factory, free_port) -> Iterator[str]:
     port = free_port()
     config = render_config(bind_port=port, replicas=[r.address for r in replicas])
     with running_haproxy(config, port=port, workdir=tmp_path_factory.mktemp("haproxy")) as address:

@@ -86,6 +86,32 @@ def test_the_step_policy_gets_each_line_whole_from_the_teacher(
         assert text.endswith("\n") and "\n" not in text.strip(), spans
 
 
+def test_a_step_the_teacher_cannot_write_ends_with_its_line(student, free_port):
+    """Nothing listens at the teacher's address: the student writes each step itself, and,
+    as the teacher would, ends it with its line, so the policy decides the next line afresh."""
+    messages = [ChatMessage("user", "List four fruits, one per line, as a numbered list.")]
+    _, _, alone, _ = answer(student, None, NeverPolicy(), messages, max_tokens=60)
+    client = GrpcTeacherClient(f"127.0.0.1:{free_port()}")
+    try:
+        session, events, relayed, _ = answer(
+            student, client, StepPolicy(bound=0.0, span=64), messages, max_tokens=60
+        )
+    finally:
+        client.close()
+    steps: list[str] = []  # the text written after each call, one entry per call
+    for event in events:
+        if isinstance(event, TeacherCall):
+            assert event.failed
+            steps.append("")
+        elif isinstance(event, TokensAppended):
+            assert event.source is Source.FALLBACK
+            steps[-1] += event.text
+    assert relayed == alone
+    assert len(steps) >= 3 and session.usage.fallback_spans == len(steps)
+    for text in steps[:-1]:  # the last may be cut by max_tokens
+        assert text.endswith("\n") and "\n" not in text.strip(), steps
+
+
 def test_text_mode_against_the_gemma_teacher(student, gemma_teacher, patient_settings):
     client = GrpcTeacherClient(gemma_teacher, settings=patient_settings)
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
@@ -43,13 +42,6 @@ def text_request(request_id: str = "r1") -> SpanQuery:
 
 def request_bytes(request: SpanQuery) -> int:
     return span_request_to_proto(request).ByteSize()
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_text_mode_span_round_trip(teacher, address, make_client) -> None:
@@ -299,7 +291,7 @@ def test_stopped_server_is_unavailable_after_retries(teacher, serve_teacher, mak
     assert [r.span.request_id for r in teacher.span_requests] == ["before"]
 
 
-def test_no_server_is_unavailable_after_retries(make_client) -> None:
+def test_no_server_is_unavailable_after_retries(make_client, free_port) -> None:
     client = make_client(f"127.0.0.1:{free_port()}")
 
     with pytest.raises(TeacherUnavailableError) as raised:
