@@ -48,7 +48,7 @@ def run_eval(
     item_ids = [item.item_id for item in items]
     pending = sum(not log.has(s.key, item) for s in plan for item in item_ids)
     if pending:
-        err.print(f"{pending} answers to run, {len(plan) * len(items) - pending} recorded")
+        err.print(f"answers to run: {pending}; recorded: {len(plan) * len(items) - pending}")
         with ExitStack() as stack:
             with err.status("loading the student and connecting the teacher…"):
                 runtime = stack.enter_context(open_runtime(settings))
@@ -89,7 +89,7 @@ def run_eval(
     fell_back = sum(log.fell_back(s.key, item) for s in plan for item in item_ids)
     if fell_back:
         err.print(
-            f"{fell_back} answers had fallback spans: the student wrote what the teacher did "
+            f"answers with fallback spans: {fell_back}. The student wrote what the teacher did "
             "not deliver in time. Give the teacher a longer deadline "
             "(RELAY_TEACHER_CLIENT__DEADLINE_S) and rerun with --redo-fallbacks.",
             style="yellow",

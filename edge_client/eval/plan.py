@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from edge_client.errors import ConfigError
 from edge_client.policies.base import Policy
-from edge_client.policies.registry import PolicyName, build_policy
+from edge_client.policies.registry import PolicyName, build_policy, call_span
 from edge_client.settings import EdgeSettings
 
 DEFAULT_SPECS = (
@@ -141,8 +141,7 @@ def _setting(name: str, argument: str, *, spec: str, settings: EdgeSettings) -> 
                 f"(RELAY_MAX_SPAN); write {name}:{argument}"
             )
         if not span_argument:
-            # A step's span is its cap: its length is the line's.
-            span = settings.max_span if policy is PolicyName.STEP else settings.span
+            span = call_span(policy, span=settings.span, max_span=settings.max_span)
             return EvalSetting(key=f"{name}:{value:g}", policy=policy, span=span, value=value)
         span = int(_number(span_argument, spec=spec, kind=int))
         if span < 1:

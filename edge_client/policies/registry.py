@@ -22,6 +22,12 @@ class PolicyName(str, enum.Enum):
     NEVER = "never"
 
 
+def call_span(name: PolicyName, *, span: int, max_span: int) -> int:
+    """The most tokens one call of the policy `name` asks for: `span`, but a step asks for its
+    line, which `max_span` caps."""
+    return max_span if name is PolicyName.STEP else span
+
+
 def build_policy(
     name: PolicyName,
     *,
@@ -41,7 +47,8 @@ def build_policy(
         case PolicyName.ENTROPY:
             return EntropyPolicy(bound=entropy_bound, span=span, min_gap=min_gap, budget=budget)
         case PolicyName.STEP:
-            return StepPolicy(bound=entropy_bound, span=max_span, budget=budget)  # a step
+            step_span = call_span(name, span=span, max_span=max_span)
+            return StepPolicy(bound=entropy_bound, span=step_span, budget=budget)
         case PolicyName.COMMAND:
             return CommandPolicy(default_span=span, max_span=max_span)
         case PolicyName.RANDOM:

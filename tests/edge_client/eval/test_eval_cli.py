@@ -74,7 +74,7 @@ def test_eval_writes_summary_and_plot_then_resumes(eval_env, smollm2_teacher, tm
     before = (out / "records.jsonl").read_text()
     second = run_eval(eval_env, out, smollm2_teacher, "--limit", "2")
     assert second.returncode == 0, second.stderr
-    assert "4 answers to run, 4 recorded" in second.stderr
+    assert "answers to run: 4; recorded: 4" in second.stderr
     after = (out / "records.jsonl").read_text()
     assert after.startswith(before)
     new = records(out)[len(done) :]
@@ -110,12 +110,12 @@ def test_eval_redoes_answers_that_fell_back_when_asked(eval_env, tmp_path):
 
     warned = run()
     assert warned.returncode == 0 and "answers to run" not in warned.stderr
-    assert "1 answers had fallback spans" in warned.stderr
+    assert "answers with fallback spans: 1." in warned.stderr
     assert "--redo-fallbacks" in warned.stderr
 
     redone = run("--redo-fallbacks")
     assert redone.returncode == 0, redone.stderr
-    assert "1 answers to run" in redone.stderr and "fallback spans" not in redone.stderr
+    assert "answers to run: 1;" in redone.stderr and "fallback spans" not in redone.stderr
     assert [r["usage"]["fallback_spans"] for r in records(out)] == [1, 0]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["settings"][0]["fallback_spans"] == 0
