@@ -13,8 +13,9 @@ code too.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -181,21 +182,27 @@ def _with_retry_info(code: grpc.StatusCode, message: str, delay_s: float) -> sta
     return status_pb2.Status(code=code.value[0], message=message, details=[detail])
 
 
+# Told of each call the caller checks refuse (no valid key, the per-key call cap): the calls
+# that never reach the interceptors inside (the metrics).
+RefusalHook = Callable[[grpc.HandlerCallDetails, grpc.aio.ServicerContext, TeacherError], None]
+
+
 class CallerInterceptor(RelayInterceptor):
     """Finds the caller from `authorization: Bearer <key>` (when the teacher has keys), makes
     it `current_caller` for the call, holds the call to the caller's concurrent-call limit and
     charges what it generated to the caller's quota (which the teacher checks before it
-    generates: see quota.py)."""
+    generates: see quota.py). `on_refused` hears of every call it refuses."""
 
-    def __init__(self, keys: KeyRing | None, limits: CallerLimits) -> None:
+    def __init__(
+        self, keys: KeyRing | None, limits: CallerLimits, *, on_refused: RefusalHook | None = None
+    ) -> None:
         self._keys = keys
         self._limits = limits
+        self._on_refused = on_refused
 
     def wrap_unary(self, behavior: Unary, details: grpc.HandlerCallDetails) -> Unary:
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            caller = self._identify(details)
-            current_caller.set(caller)
-            with self._limits.admit(caller):
+            with self._admitted(details, context) as caller:
                 response = await behavior(request, context)
                 self._limits.charge(caller.tenant, _generated_tokens(response))
                 return response
@@ -204,14 +211,28 @@ class CallerInterceptor(RelayInterceptor):
 
     def wrap_stream(self, behavior: Stream, details: grpc.HandlerCallDetails) -> Stream:
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            caller = self._identify(details)
-            current_caller.set(caller)
-            with self._limits.admit(caller):
+            with self._admitted(details, context) as caller:
                 async for response in behavior(request, context):
                     self._limits.charge(caller.tenant, _generated_tokens(response))
                     yield response
 
         return stream
+
+    @contextlib.contextmanager
+    def _admitted(
+        self, details: grpc.HandlerCallDetails, context: grpc.aio.ServicerContext
+    ) -> Iterator[Caller]:
+        """The identified caller, holding one of its concurrent calls for the block."""
+        with contextlib.ExitStack() as admission:
+            try:
+                caller = self._identify(details)
+                current_caller.set(caller)
+                admission.enter_context(self._limits.admit(caller))
+            except TeacherError as refusal:
+                if self._on_refused is not None:
+                    self._on_refused(details, context, refusal)
+                raise
+            yield caller
 
     def _identify(self, details: grpc.HandlerCallDetails) -> Caller:
         if self._keys is None:

@@ -2,9 +2,11 @@
 
 It sits inside `ErrorStatusInterceptor`: it sees a `TeacherError` before that interceptor sends
 its status, and names the code with the same mapping (`status_for`). It also sits inside
-`CallerInterceptor`, so every call is labelled with its API key's name ("" without keys); calls
-refused before that (no valid key, the per-key call cap) are counted by neither. Everything is
-counted before the client gets its answer, so a scrape right after a call sees it.
+`CallerInterceptor`, so every call is labelled with its API key's name ("" without keys). The
+calls `CallerInterceptor` refuses (no valid key, the per-key call cap) never get here; it hands
+them to `count_refusal`, which counts them as errors like any other (key "" when no key was
+valid). Everything is counted before the client gets its answer, so a scrape right after a
+call sees it.
 Each call's labels come from `CALL_LABELS`: to add one to every per-call metric, add its name
 and how to read it from the call there.
 """
@@ -77,6 +79,18 @@ class MetricsInterceptor(RelayInterceptor):
                     self._ended(method, labels)
 
         return stream
+
+    def count_refusal(
+        self,
+        details: grpc.HandlerCallDetails,
+        context: grpc.aio.ServicerContext,
+        refusal: TeacherError,
+    ) -> None:
+        """A call refused before it got here (`CallerInterceptor`'s `on_refused`)."""
+        method, labels = _method_name(details), _labels(context)
+        self._started(method, labels)
+        self._failed(method, labels, context, refusal)
+        self._ended(method, labels)
 
     def _started(self, method: str, labels: Labels) -> None:
         if method in _SPAN_METHODS:

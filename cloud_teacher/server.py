@@ -120,14 +120,17 @@ def create_server(
             sessions_held=lambda: book.sessions_held, call_labels=tuple(CALL_LABELS)
         )
     )
+    observer = None if metrics is None else MetricsInterceptor(metrics)
     server = grpc.aio.server(
         # The first is the outermost: errors raised inside get their status code there, and the
         # metrics (innermost) know the caller's key and see domain errors before they become
-        # statuses.
+        # statuses; the caller checks tell them of the calls they refuse.
         interceptors=[
             ErrorStatusInterceptor(),
-            CallerInterceptor(keys, limits),
-            *([] if metrics is None else [MetricsInterceptor(metrics)]),
+            CallerInterceptor(
+                keys, limits, on_refused=None if observer is None else observer.count_refusal
+            ),
+            *([] if observer is None else [observer]),
         ],
         options=[
             # Without this a second teacher on the same port binds too and shares its calls.

@@ -149,3 +149,35 @@ def test_a_metrics_port_in_use_is_a_clear_config_error(start_teacher):
         port = busy.getsockname()[1]
         with pytest.raises(ConfigError, match=f"cannot serve metrics on 127.0.0.1:{port}"):
             start_teacher(model=smollm2_path(), slots=1, metrics_port=port)
+
+
+def test_calls_refused_for_want_of_a_valid_key_count_as_errors(
+    start_teacher, smollm_tokenizer, tmp_path
+):
+    key = "carol-0123456789abcdef0123456789"
+    key_file = tmp_path / "keys.txt"
+    key_file.write_text(f"carol:{key}\n")
+    teacher = start_teacher(model=smollm2_path(), slots=1, api_key_file=key_file, metrics_port=0)
+    stub = teacher.stub
+    for metadata in [(), (("authorization", "Bearer not-a-key-of-this-teacher"),)]:
+        with pytest.raises(grpc.RpcError) as raised:
+            stub.GetInfo(relay_pb2.GetInfoRequest(), metadata=metadata, timeout=30)
+        assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    request = relay_pb2.GenerateSpanRequest(
+        span=span_request(smollm_tokenizer, session_id="s", request_id="r1", max_tokens=2)
+    )
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.GenerateSpan(request, timeout=240)
+    assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    stub.GenerateSpan(request, metadata=(("authorization", f"Bearer {key}"),), timeout=240)
+
+    samples = scrape(teacher.server.metrics_port)
+    refused = {"key": "", "code": "UNAUTHENTICATED"}
+    assert value(samples, "errors_total", method="GetInfo", **refused) == 2
+    assert value(samples, "errors_total", method="GenerateSpan", **refused) == 1
+    assert value(samples, "errors_total") == 3
+    # The refused span call was received, and ended; carol's was generated.
+    assert value(samples, "spans_started_total", key="") == 1
+    assert value(samples, "spans_started_total", key="carol") == 1
+    assert value(samples, "spans_finished_total", key="carol") == 1
+    assert value(samples, "spans_in_flight") == 0
