@@ -161,7 +161,8 @@ def evaluate(
         list[str] | None,
         typer.Option(
             help="A setting to run (repeatable): never, teacher, always[:K], confidence:θ "
-            "and entropy:B (each with an optional :K span), step:B, random[:P], command. "
+            "and entropy:B (each with an optional :K span), step:B, random[:P], command; "
+            "random~S: the cost-matched random of setting S alone. "
             "Default: " + " ".join(DEFAULT_SPECS)
         ),
     ] = None,

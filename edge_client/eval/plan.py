@@ -7,6 +7,7 @@ step:B           entropy > B at a line start  random:P       a call with probabi
                  (the teacher writes the line)
 random           one random setting per confidence/entropy/step setting, at the call rate
                  that matches the teacher-token share that setting measured (cost-matched)
+random~S         the cost-matched random setting of setting S only (S must run too)
 """
 
 from __future__ import annotations
@@ -70,29 +71,42 @@ def plan_settings(specs: list[str], settings: EdgeSettings) -> list[EvalSetting]
     """The settings named by `specs`, cost-matched random ones last (they need the measured
     share of the setting they match). Raises ConfigError naming a bad spec."""
     planned: list[EvalSetting] = []
-    wants_matched_random = False
+    match_all = False
+    matched_keys: list[str] = []  # the settings named by random~S, normalised
     for spec in specs:
-        name, _, argument = spec.strip().partition(":")
+        spec = spec.strip()
+        if spec.startswith("random~"):
+            source = spec.removeprefix("random~")
+            name, _, argument = source.partition(":")
+            matched_keys.append(_setting(name, argument, spec=source, settings=settings).key)
+            continue
+        name, _, argument = spec.partition(":")
         if name == "random" and not argument:
-            wants_matched_random = True
+            match_all = True
             continue
         planned.append(_setting(name, argument, spec=spec, settings=settings))
-    if wants_matched_random:
-        sources = [item for item in planned if item.policy in _THRESHOLDED]
-        if not sources:
-            raise ConfigError(
-                "the setting `random` matches the cost of confidence, entropy or step settings; "
-                "add one (e.g. --setting confidence:0.4) or give a rate (random:0.05)"
-            )
-        planned += [
-            EvalSetting(
-                key=f"random~{source.key}",
-                policy=PolicyName.RANDOM,
-                span=source.span,  # the same span, so the same cost per call
-                matched_to=source.key,
-            )
-            for source in sources
-        ]
+    thresholded = [item for item in planned if item.policy in _THRESHOLDED]
+    if match_all and not thresholded:
+        raise ConfigError(
+            "the setting `random` matches the cost of confidence, entropy or step settings; "
+            "add one (e.g. --setting confidence:0.4) or give a rate (random:0.05)"
+        )
+    unmatched = [key for key in matched_keys if key not in {s.key for s in thresholded}]
+    if unmatched:
+        raise ConfigError(
+            f"random~{unmatched[0]} matches the cost of {unmatched[0]}, which must run too "
+            f"(--setting {unmatched[0]}) and be a confidence, entropy or step setting"
+        )
+    planned += [
+        EvalSetting(
+            key=f"random~{source.key}",
+            policy=PolicyName.RANDOM,
+            span=source.span,  # the same span, so the same cost per call
+            matched_to=source.key,
+        )
+        for source in thresholded
+        if match_all or source.key in matched_keys
+    ]
     keys = [item.key for item in planned]
     duplicates = sorted({key for key in keys if keys.count(key) > 1})
     if duplicates:
@@ -115,7 +129,7 @@ def _setting(name: str, argument: str, *, spec: str, settings: EdgeSettings) -> 
     except ValueError:
         raise ConfigError(
             f"unknown setting {spec!r}; use never, teacher, always[:K], confidence:θ, "
-            "entropy:B, step:B, random[:P] or command"
+            "entropy:B, step:B, random[:P], random~SETTING or command"
         ) from None
     if name == "teacher":
         return EvalSetting(key="teacher", policy=policy, span=settings.max_span)

@@ -73,6 +73,16 @@ def test_plan_expands_cost_matched_random_after_its_sources():
     assert plan[-1].matched_to == "step:1.5" and plan[-1].span == 64
 
 
+def test_plan_matches_random_to_the_settings_named():
+    plan = plan_settings(
+        ["random~entropy:2.0", "confidence:0.4", "entropy:2", "step:1.5"], SETTINGS
+    )
+    assert [s.key for s in plan] == ["confidence:0.4", "entropy:2", "step:1.5", "random~entropy:2"]
+    assert plan[-1].matched_to == "entropy:2" and plan[-1].span == 8
+    both = plan_settings(["random", "random~step:1.5", "step:1.5"], SETTINGS)
+    assert [s.key for s in both] == ["step:1.5", "random~step:1.5"]
+
+
 @pytest.mark.parametrize(
     ("specs", "message"),
     [
@@ -82,6 +92,8 @@ def test_plan_expands_cost_matched_random_after_its_sources():
         (["entropy:x"], "is not a number"),
         (["never:3"], "takes no value"),
         (["random"], "matches the cost"),
+        (["random~entropy:2", "entropy:1"], "random~entropy:2 .* must run too"),
+        (["random~never", "never"], "be a confidence, entropy or step setting"),
         (["never", "never"], "named twice"),
         (["always:0"], "at least 1"),
         (["random:0.1:4"], "takes its span from --span"),
