@@ -17,7 +17,7 @@ class Step:
     position: int  # tokens generated so far in this answer
     tokens_since_call: int | None  # tokens since the last teacher call in this answer, if any
     teacher_tokens_used: int  # teacher tokens appended so far in this session
-    at_line_start: bool = False  # the next token starts a line (answer start or after "\n")
+    line_so_far: str = ""  # the answer's current line before this position ("": a line starts)
 
 
 @dataclass(frozen=True, slots=True)

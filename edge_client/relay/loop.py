@@ -148,7 +148,7 @@ class RelaySession:
             position=answer.generated,
             tokens_since_call=since_call,
             teacher_tokens_used=self.usage.teacher_tokens,
-            at_line_start=answer.generated == 0 or answer.visible_text.endswith("\n"),
+            line_so_far=answer.visible_text.rpartition("\n")[2],
         )
         wanted = self.policy.decide(step)
         # In text mode the teacher continues the visible text: a character the student has

@@ -18,13 +18,13 @@ CERTAIN = np.array([30.0, 0, 0, 0, 0, 0, 0, 0], dtype=np.float32)  # entropy ~ 0
 TWO_WAY = np.array([20.0, 20.0, 0, 0, 0, 0, 0, 0], dtype=np.float32)
 
 
-def step(logits, *, since=None, used=0, line_start=False):
+def step(logits, *, since=None, used=0, line="The total is"):
     return Step(
         logits=logits,
         position=3,
         tokens_since_call=since,
         teacher_tokens_used=used,
-        at_line_start=line_start,
+        line_so_far=line,
     )
 
 
@@ -56,12 +56,24 @@ def test_entropy_policy_keeps_the_gap_and_the_budget():
 
 def test_step_policy_calls_only_at_an_unsure_line_start():
     policy = StepPolicy(bound=1.0, span=24)
-    assert policy.decide(step(UNIFORM, line_start=True)) == 24
-    assert policy.decide(step(UNIFORM, line_start=False)) == 0
-    assert policy.decide(step(CERTAIN, line_start=True)) == 0
+    assert policy.decide(step(UNIFORM, line="")) == 24
+    assert policy.decide(step(UNIFORM, line="The total is")) == 0
+    assert policy.decide(step(CERTAIN, line="")) == 0
+
+
+@pytest.mark.parametrize("marker", ["3", "3.", "12) ", "- ", "## ", "1. **", "  * ", "**"])
+def test_step_policy_looks_past_a_list_marker_to_the_steps_first_word(marker):
+    policy = StepPolicy(bound=1.0, span=24)
+    assert policy.decide(step(UNIFORM, line=marker)) == 24
+    assert policy.decide(step(CERTAIN, line=marker)) == 0
+
+
+@pytest.mark.parametrize("begun", ["3. Subtract", "- **Total", "\\[", "Step 2:", "12 +"])
+def test_step_policy_stays_out_of_a_step_that_has_begun(begun):
+    assert StepPolicy(bound=1.0, span=24).decide(step(UNIFORM, line=begun)) == 0
 
 
 def test_step_policy_may_call_again_right_after_a_teacher_step():
     # Consecutive hard steps: the teacher's step ended at a line break, the next one starts.
     policy = StepPolicy(bound=1.0, span=24, budget=30)
-    assert policy.decide(step(UNIFORM, since=0, line_start=True, used=24)) == 6
+    assert policy.decide(step(UNIFORM, since=0, line="", used=24)) == 6

@@ -1,5 +1,5 @@
-"""The loop tells policies where a line starts (what the step policy keys on), with the real
-student writing a multi-line answer."""
+"""The loop tells policies the answer's current line (what the step policy keys on), with the
+real student writing a multi-line answer."""
 
 from __future__ import annotations
 
@@ -24,25 +24,26 @@ def own_student() -> Iterator[LlamaStudent]:
 
 
 class _Recorder(Policy):
-    """Never calls; notes, before each token, whether the policy was told a line starts."""
+    """Never calls; notes, before each token, the line the policy was told of."""
 
     name = "recorder"
 
     def __init__(self) -> None:
-        self.line_starts: list[bool] = []
+        self.lines: list[str] = []
 
     def decide(self, step: Step) -> int:
-        self.line_starts.append(step.at_line_start)
+        self.lines.append(step.line_so_far)
         return 0
 
 
-def test_at_line_start_follows_the_answer_text(own_student):
+def test_the_line_so_far_follows_the_answer_text(own_student):
     policy = _Recorder()
     session = RelaySession(
         student=own_student, teacher=None, policy=policy, options=RelayOptions(max_tokens=40)
     )
     messages = [ChatMessage("user", "List four fruits, one per line, as a numbered list.")]
     texts = [e.text for e in session.answer(messages) if isinstance(e, TokensAppended)]
-    expected = [True] + ["".join(texts[: i + 1]).endswith("\n") for i in range(len(texts) - 1)]
-    assert policy.line_starts[: len(expected)] == expected
-    assert any(expected[1:]), "the answer should span several lines"
+    expected = ["".join(texts[:i]).rpartition("\n")[2] for i in range(len(texts))]
+    assert policy.lines[: len(expected)] == expected
+    assert expected.count("") >= 2, "the answer should span several lines"
+    assert any(line.strip() for line in expected), "and its lines should hold text"
