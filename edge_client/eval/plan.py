@@ -3,7 +3,7 @@
 never            the student alone            teacher        the teacher alone (always, max_span)
 always[:K]       the teacher every K tokens   command        RelayLLM's <call>n</call>
 confidence:θ     top-token probability < θ    entropy:B      next-token entropy > B nats
-step:B           entropy > B at a line start  random:P       a call with probability P
+step:B           entropy > B as a step starts random:P       a call with probability P
                  (the teacher writes the line)
 random           one random setting per confidence/entropy/step setting, at the call rate
                  that matches the teacher-token share that setting measured (cost-matched)
@@ -91,7 +91,8 @@ def plan_settings(specs: list[str], settings: EdgeSettings) -> list[EvalSetting]
             "the setting `random` matches the cost of confidence, entropy or step settings; "
             "add one (e.g. --setting confidence:0.4) or give a rate (random:0.05)"
         )
-    unmatched = [key for key in matched_keys if key not in {s.key for s in thresholded}]
+    thresholded_keys = {item.key for item in thresholded}
+    unmatched = [key for key in matched_keys if key not in thresholded_keys]
     if unmatched:
         raise ConfigError(
             f"random~{unmatched[0]} matches the cost of {unmatched[0]}, which must run too "

@@ -21,7 +21,7 @@ from edge_client.policies.uncertainty import entropy
 _BEFORE_STEP = re.compile(r"\s*(?:\d+[.)]?|[-*+#>]+)?\s*(?:\*\*)?")
 
 
-def before_step(line_so_far: str) -> bool:
+def _before_step(line_so_far: str) -> bool:
     """Whether the step of this line has not begun: nothing but a marker written so far."""
     return _BEFORE_STEP.fullmatch(line_so_far) is not None
 
@@ -40,7 +40,7 @@ class StepPolicy(Policy):
         self.budget = budget
 
     def decide(self, step: Step) -> int:
-        if not before_step(step.line_so_far):
+        if not _before_step(step.line_so_far):
             return 0
         span = allowed_span(step, span=self.span, min_gap=0, budget=self.budget)
         if span == 0:
