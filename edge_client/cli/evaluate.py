@@ -14,6 +14,7 @@ from rich.table import Table
 
 from edge_client.errors import ConfigError
 from edge_client.eval.dataset import read_items
+from edge_client.eval.machine import UNRECORDED
 from edge_client.eval.plan import DEFAULT_SPECS, EvalSetting, plan_settings
 from edge_client.eval.plot import INSTALL_HINT, plotting_available, write_plot
 from edge_client.eval.records import RecordLog
@@ -72,10 +73,15 @@ def run_eval(
                     task, advance=1, description=f"{record.setting} #{record.item_id}"
                 ),
             )
-    summaries = summarize(plan, {s.key: log.of(s.key, item_ids) for s in plan})
+    records_of = {s.key: log.of(s.key, item_ids) for s in plan}
+    summaries = summarize(plan, records_of)
+    machines = sorted(
+        {record.machine or UNRECORDED for records in records_of.values() for record in records}
+    )
     summary = {
         "dataset": str(dataset),
         "items": len(items),
+        "machines": machines,
         "settings": [summary.as_dict() for summary in summaries],
     }
     (out / "summary.json").write_text(
@@ -92,6 +98,14 @@ def run_eval(
             f"answers with fallback spans: {fell_back}. The student wrote what the teacher did "
             "not deliver in time. Give the teacher a longer deadline "
             "(RELAY_TEACHER_CLIENT__DEADLINE_S) and rerun with --redo-fallbacks.",
+            style="yellow",
+        )
+    if len(machines) > 1:
+        err.print(
+            f"these answers were made on {len(machines)} machines ({'; '.join(machines)}). "
+            "Greedy answers differ from one CPU to another, so settings compare item by item "
+            "only where one machine answered both: run the settings you compare on one "
+            "machine, with an --out of their own.",
             style="yellow",
         )
     err.print(f"summary: {out / 'summary.json'}", style="dim")

@@ -29,6 +29,7 @@ class EvalRecord:
     usage: dict[str, Any]  # Usage.as_dict() of the answer
     wall_s: float
     rate: float | None = None  # the call rate a cost-matched random setting ran at
+    machine: str | None = None  # machine_signature() of the machine that answered
 
 
 def teacher_share(records: Sequence[EvalRecord]) -> float:

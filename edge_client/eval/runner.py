@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 from edge_client.eval.checking import is_correct
 from edge_client.eval.dataset import EvalItem
+from edge_client.eval.machine import machine_signature
 from edge_client.eval.plan import EvalSetting, matched_rate
 from edge_client.eval.records import EvalRecord, RecordLog, teacher_share
 from edge_client.relay.events import AnswerFinished, TokensAppended
@@ -78,4 +79,5 @@ def _answer(
         usage=usage.as_dict(),
         wall_s=round(time.perf_counter() - started, 4),
         rate=rate,
+        machine=machine_signature(),
     )

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from edge_client.eval.machine import machine_signature
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 RELAY_EDGE = str(Path(sys.executable).with_name("relay-edge"))
@@ -119,6 +121,38 @@ def test_eval_redoes_answers_that_fell_back_when_asked(eval_env, tmp_path):
     assert [r["usage"]["fallback_spans"] for r in records(out)] == [1, 0]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["settings"][0]["fallback_spans"] == 0
+
+
+def test_eval_keeps_the_machine_and_warns_when_answers_mix_machines(eval_env, tmp_path):
+    out = tmp_path / "run"
+    command = [RELAY_EDGE, "eval", "--dataset", str(DATASET), "--out", str(out)]
+    command += ["--max-tokens", "16", "--setting", "never"]
+
+    def run(limit: int) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*command, "--limit", str(limit)],
+            env=eval_env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    alone = run(1)
+    assert alone.returncode == 0, alone.stderr
+    (done,) = records(out)
+    assert done["machine"] == machine_signature()
+    assert json.loads((out / "summary.json").read_text())["machines"] == [machine_signature()]
+    assert "machines" not in alone.stderr
+
+    # As if item 1 had been answered on another machine before this run was resumed here.
+    done["machine"] = "Another CPU; llama.cpp 0.0.0: AVX2"
+    (out / "records.jsonl").write_text(json.dumps(done) + "\n")
+    mixed = run(2)
+    assert mixed.returncode == 0, mixed.stderr
+    assert "made on 2 machines" in " ".join(mixed.stderr.split())
+    assert json.loads((out / "summary.json").read_text())["machines"] == sorted(
+        [done["machine"], machine_signature()]
+    )
 
 
 def test_eval_names_a_bad_dataset_line(eval_env, tmp_path):
