@@ -165,7 +165,7 @@ def teacher_stub(teacher: LocalTeacher) -> Iterator[relay_pb2_grpc.TeacherServic
 def cpp_client(request: pytest.FixtureRequest) -> Path:
     """The C++ client, built by CMake into pytest's cache dir (later runs rebuild only what
     changed)."""
-    install = "apt-get install -y libgrpc++-dev protobuf-compiler-grpc cmake"
+    install = "apt-get install -y libgrpc++-dev libprotobuf-dev protobuf-compiler-grpc cmake"
     for tool in ("cmake", "pkg-config", "protoc", "grpc_cpp_plugin", "c++"):
         if shutil.which(tool) is None:
             missing_toolchain(f"{tool} is missing: {install}")
