@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from cloud_teacher.errors import ConfigError, TeacherError
-from cloud_teacher.server import serve as serve_forever
+from cloud_teacher.rpc.server import serve as serve_forever
 from cloud_teacher.settings import ENV_PREFIX, TeacherSettings, load_settings
 
 app = typer.Typer(

@@ -1,5 +1,6 @@
 """Errors of the teacher. Library errors (llama.cpp, pydantic, gRPC binding) are mapped to these
-once, where they arise, and chained `from exc`; `interceptors.py` maps them to gRPC status codes.
+once, where they arise, and chained `from exc`; `rpc/interceptors.py` maps them to gRPC status
+codes.
 
     TeacherError                         the message says what is wrong and what to do
     ├── ConfigError                      bad settings, flags or model file (CLI: one line, exit 2)

@@ -13,7 +13,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from cloud_teacher.engines.registry import ENGINES
-from cloud_teacher.engines.vllm_settings import VllmSettings
+from cloud_teacher.engines.vllm.settings import VllmSettings
 from cloud_teacher.errors import ConfigError
 from cloud_teacher.requests import Limits
 from relay_common.errors import SettingsFileError

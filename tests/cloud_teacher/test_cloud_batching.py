@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from cloud_teacher.engines.llama_cpp import STEP_TOKENS, LlamaCppEngine, create_engine
+from cloud_teacher.engines.llama_cpp.engine import STEP_TOKENS, LlamaCppEngine, create_engine
 from cloud_teacher.requests import SpanRequest
 from cloud_teacher.settings import TeacherSettings
 from cloud_teacher.spans import Piece, SpanEnd

@@ -82,7 +82,7 @@ def test_a_template_refusal_is_invalid_argument_and_the_teacher_keeps_serving(
 
 
 def test_an_invalid_template_file_is_a_config_error(tmp_path: Path) -> None:
-    from cloud_teacher.engines.llama_cpp import create_engine
+    from cloud_teacher.engines.llama_cpp.engine import create_engine
     from cloud_teacher.errors import ConfigError
     from cloud_teacher.settings import TeacherSettings
 

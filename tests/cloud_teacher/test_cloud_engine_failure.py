@@ -6,7 +6,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from cloud_teacher.engines.batch_runner import DecodeError
+from cloud_teacher.engines.llama_cpp.batch_runner import DecodeError
 from relay_common.embedded import smollm2_path
 from relay_proto import relay_pb2
 

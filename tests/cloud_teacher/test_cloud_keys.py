@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from cloud_teacher.access.keys import Caller, KeyRing
+from cloud_teacher.access.quota import CallerLimits
 from cloud_teacher.errors import ConfigError, OverloadedError, QuotaExceededError
-from cloud_teacher.keys import Caller, KeyRing
-from cloud_teacher.quota import CallerLimits
 
 ALICE = "alice-0123456789abcdef"
 BOB = "bob-fedcba9876543210"

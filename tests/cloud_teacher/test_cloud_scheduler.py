@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cloud_teacher.engines.scheduler import Scheduler
-from cloud_teacher.engines.span_job import SpanJob
+from cloud_teacher.engines.llama_cpp.scheduler import Scheduler
+from cloud_teacher.engines.llama_cpp.span_job import SpanJob
 
 
 def job(pending: list[int], *, prefilled: bool) -> SpanJob:

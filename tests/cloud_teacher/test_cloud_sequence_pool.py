@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cloud_teacher.engines.sequence_pool import SequencePool
+from cloud_teacher.engines.llama_cpp.sequence_pool import SequencePool
 
 
 def claim_and_fill(pool: SequencePool, owner: tuple[str, str], prompt: list[int]):

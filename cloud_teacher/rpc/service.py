@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from cloud_teacher.keys import current_caller
+from cloud_teacher.access.keys import current_caller
 from cloud_teacher.requests import (
     SpanRequest,
     check_id,

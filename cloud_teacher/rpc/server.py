@@ -21,15 +21,15 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from cloud_teacher.access.keys import KeyRing
+from cloud_teacher.access.quota import CallerLimits
 from cloud_teacher.engines.base import Engine
 from cloud_teacher.engines.registry import create_engine
 from cloud_teacher.errors import ConfigError
-from cloud_teacher.interceptors import CallerInterceptor, ErrorStatusInterceptor
-from cloud_teacher.keys import KeyRing
-from cloud_teacher.metrics import MetricsEndpoint, TeacherMetrics
-from cloud_teacher.metrics_interceptor import CALL_LABELS, MetricsInterceptor
-from cloud_teacher.quota import CallerLimits
-from cloud_teacher.service import TeacherServicer
+from cloud_teacher.metrics.collectors import MetricsEndpoint, TeacherMetrics
+from cloud_teacher.metrics.interceptor import CALL_LABELS, MetricsInterceptor
+from cloud_teacher.rpc.interceptors import CallerInterceptor, ErrorStatusInterceptor
+from cloud_teacher.rpc.service import TeacherServicer
 from cloud_teacher.sessions import ReplayWindow, SessionBook
 from cloud_teacher.settings import TeacherSettings
 from cloud_teacher.teacher import Teacher

@@ -19,8 +19,8 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from cloud_teacher.access.keys import Caller
 from cloud_teacher.errors import OverloadedError, QuotaExceededError
-from cloud_teacher.keys import Caller
 
 WINDOW_S = 60.0
 

@@ -20,12 +20,12 @@ import time
 from collections.abc import AsyncIterator
 
 from cloud_teacher.engines.base import EngineInfo, SpanEvent
-from cloud_teacher.engines.batch_runner import BatchRunner
-from cloud_teacher.engines.scheduler import Scheduler
-from cloud_teacher.engines.sequence_pool import SequencePool
-from cloud_teacher.engines.span_job import JobEvent, SpanJob
+from cloud_teacher.engines.llama_cpp.batch_runner import BatchRunner
+from cloud_teacher.engines.llama_cpp.scheduler import Scheduler
+from cloud_teacher.engines.llama_cpp.sequence_pool import SequencePool
+from cloud_teacher.engines.llama_cpp.span_job import JobEvent, SpanJob
+from cloud_teacher.engines.llama_cpp.step_loop import StepLoop
 from cloud_teacher.engines.span_writer import SpanWriter
-from cloud_teacher.engines.step_loop import StepLoop
 from cloud_teacher.errors import ConfigError, EngineDeadError, InvalidRequestError, TeacherError
 from cloud_teacher.requests import (
     Limits,

@@ -19,10 +19,10 @@ import threading
 import time
 from collections import deque
 
-from cloud_teacher.engines.batch_runner import BatchRunner, SequenceInput
-from cloud_teacher.engines.scheduler import Chunk, Scheduler
-from cloud_teacher.engines.sequence_pool import SequencePool
-from cloud_teacher.engines.span_job import SpanJob
+from cloud_teacher.engines.llama_cpp.batch_runner import BatchRunner, SequenceInput
+from cloud_teacher.engines.llama_cpp.scheduler import Chunk, Scheduler
+from cloud_teacher.engines.llama_cpp.sequence_pool import SequencePool
+from cloud_teacher.engines.llama_cpp.span_job import SpanJob
 from cloud_teacher.errors import EngineDeadError
 from cloud_teacher.spans import FinishReason, SpanEnd
 

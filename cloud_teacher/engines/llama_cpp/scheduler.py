@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cloud_teacher.engines.span_job import SpanJob
+from cloud_teacher.engines.llama_cpp.span_job import SpanJob
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,10 +19,10 @@ from typing import Any
 
 import grpc
 
+from cloud_teacher.access.keys import current_caller
 from cloud_teacher.errors import TeacherError
-from cloud_teacher.interceptors import RelayInterceptor, Stream, Unary, status_for
-from cloud_teacher.keys import current_caller
-from cloud_teacher.metrics import Labels, TeacherMetrics
+from cloud_teacher.metrics.collectors import Labels, TeacherMetrics
+from cloud_teacher.rpc.interceptors import RelayInterceptor, Stream, Unary, status_for
 from relay_proto import relay_pb2
 
 CALL_LABELS: Mapping[str, Callable[[grpc.aio.ServicerContext], str]] = {

@@ -32,9 +32,9 @@ from vllm.v1.engine.exceptions import EngineDeadError as VllmEngineDeadError
 from vllm.v1.engine.exceptions import EngineGenerateError
 
 from cloud_teacher.engines.base import EngineInfo, SpanEvent
-from cloud_teacher.engines.gguf_to_hf import hf_copy_of
-from cloud_teacher.engines.hf_chat import HfChatRenderer
-from cloud_teacher.engines.vllm_settings import CPU_BLOCK_SIZE, VllmSettings
+from cloud_teacher.engines.vllm.gguf_to_hf import hf_copy_of
+from cloud_teacher.engines.vllm.hf_chat import HfChatRenderer
+from cloud_teacher.engines.vllm.settings import CPU_BLOCK_SIZE, VllmSettings
 from cloud_teacher.errors import ConfigError, EngineDeadError, InvalidRequestError, TeacherError
 from cloud_teacher.requests import Limits, SpanRequest, TokenContext, check_context_length
 from cloud_teacher.settings import TeacherSettings

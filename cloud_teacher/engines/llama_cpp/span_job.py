@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cloud_teacher.engines.base import SpanEvent
-from cloud_teacher.engines.sequence_pool import CachedSequence, Owner
+from cloud_teacher.engines.llama_cpp.sequence_pool import CachedSequence, Owner
 from cloud_teacher.engines.span_writer import SpanWriter
 from cloud_teacher.requests import SpanRequest
 from relay_common.sampling import Sampler

@@ -3,7 +3,7 @@
 - `ErrorStatusInterceptor`: the one place domain errors become gRPC status codes (and a
   quota refusal gets its `google.rpc.RetryInfo`);
 - `CallerInterceptor`: who is calling (API key), and the per-caller limits;
-- `MetricsInterceptor` (metrics_interceptor.py) builds on `RelayInterceptor` too.
+- `MetricsInterceptor` (metrics/interceptor.py) builds on `RelayInterceptor` too.
 
     grpc.aio.server(interceptors=[ErrorStatusInterceptor(), CallerInterceptor(keys, limits)])
 
@@ -25,6 +25,8 @@ from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from cloud_teacher.access.keys import ANONYMOUS, Caller, KeyRing, current_caller
+from cloud_teacher.access.quota import CallerLimits
 from cloud_teacher.errors import (
     EngineDeadError,
     InvalidRequestError,
@@ -34,8 +36,6 @@ from cloud_teacher.errors import (
     TeacherError,
     UnauthenticatedError,
 )
-from cloud_teacher.keys import ANONYMOUS, Caller, KeyRing, current_caller
-from cloud_teacher.quota import CallerLimits
 from relay_proto import relay_pb2
 
 log = logging.getLogger(__name__)
@@ -191,7 +191,7 @@ class CallerInterceptor(RelayInterceptor):
     """Finds the caller from `authorization: Bearer <key>` (when the teacher has keys), makes
     it `current_caller` for the call, holds the call to the caller's concurrent-call limit and
     charges what it generated to the caller's quota (which the teacher checks before it
-    generates: see quota.py). `on_refused` hears of every call it refuses."""
+    generates: see access/quota.py). `on_refused` hears of every call it refuses."""
 
     def __init__(
         self, keys: KeyRing | None, limits: CallerLimits, *, on_refused: RefusalHook | None = None

@@ -5,7 +5,7 @@
     metrics.span_finished(labels, finish_reason="length", usage=usage)
     endpoint = metrics.serve(host="0.0.0.0", port=9090)   # MetricsEndpoint; .port, .close()
 
-No gRPC here (`metrics_interceptor.py` observes the calls) and no module-global state: several
+No gRPC here (`metrics/interceptor.py` observes the calls) and no module-global state: several
 servers in one process each export their own. docs/metrics.md documents every metric.
 """
 
