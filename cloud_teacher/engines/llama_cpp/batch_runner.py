@@ -42,6 +42,9 @@ class SequenceInput:
     position: int  # position of the first token: how many tokens the sequence holds
     tokens: Sequence[int]
     wants_logits: bool  # logits for the last token are read after the decode
+    # Logits are also kept for every token from this offset in `tokens` on (a draft check);
+    # the token at offset o is read at the returned index - (len(tokens) - 1 - o).
+    logits_from: int | None = None
 
 
 class BatchRunner:
@@ -116,7 +119,7 @@ class BatchRunner:
                 batch.pos[n] = item.position + offset
                 batch.n_seq_id[n] = 1
                 batch.seq_id[n][0] = item.seq_id
-                batch.logits[n] = False
+                batch.logits[n] = item.logits_from is not None and offset >= item.logits_from
                 n += 1
             if item.wants_logits and item.tokens:
                 batch.logits[n - 1] = True
