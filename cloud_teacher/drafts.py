@@ -37,4 +37,3 @@ def rejects_logits(draft: Draft, logits: npt.NDArray[np.float32], *, token: int)
     shifted = logits.astype(np.float64) - float(logits[top_token])
     token_logprob = float(shifted[token]) - math.log(float(np.exp(shifted).sum()))
     return rejects(draft, token=token, top_token=top_token, token_logprob=token_logprob)
-

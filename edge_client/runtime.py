@@ -31,6 +31,12 @@ from edge_client.teacher.local import start_local_teacher
 from relay_common.chat import ChatMessage
 from relay_common.sampling import SamplingParams
 
+# Drafts are token ids: with a teacher in text mode the verify policy's fallback decides.
+VERIFY_IN_TEXT_MODE = (
+    "note: the teacher runs in text mode (its tokenizer is not the student's), where drafts "
+    "cannot be checked; the confidence policy decides where to call it instead of verify"
+)
+
 
 @dataclass(slots=True)
 class EdgeRuntime:
@@ -55,6 +61,13 @@ class EdgeRuntime:
     @property
     def has_teacher(self) -> bool:
         return self._teacher is not None
+
+    @property
+    def notice(self) -> str | None:
+        """One line for the user where the session cannot run as asked, else None."""
+        if self.session.policy.draft_checks is not None and self.mode == "text":
+            return VERIFY_IN_TEXT_MODE
+        return None
 
     def set_online(self, online: bool) -> None:
         """Teacher-free while offline; back to the configured teacher when online."""
@@ -141,6 +154,9 @@ def open_runtime(settings: EdgeSettings) -> Iterator[EdgeRuntime]:
                 budget=settings.budget,
                 rate=settings.rate,
                 seed=settings.seed,
+                accept_prob=settings.accept_prob,
+                draft=settings.draft,
+                draft_window=settings.draft_window,
             ),
             options=RelayOptions(
                 max_tokens=settings.max_tokens,

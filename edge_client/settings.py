@@ -114,6 +114,26 @@ class EdgeSettings(FileSettings):
     rate: float = Field(
         default=0.05, ge=0, le=1, description="random: chance of a call at each position."
     )
+    accept_prob: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="verify: the teacher rejects a draft token it gives a probability below "
+        "this (unless it is its own top token) and writes --span tokens there.",
+    )
+    draft: int = Field(
+        default=32,
+        ge=1,
+        le=1024,
+        description="verify: student tokens per draft the teacher checks.",
+    )
+    draft_window: int = Field(
+        default=32,
+        ge=0,
+        le=4096,
+        description="verify: tokens the student may draft past a check in flight (0: it waits "
+        "for each check).",
+    )
     max_tokens: int = Field(
         default=512, ge=1, le=32768, description="Tokens per answer, student and teacher."
     )

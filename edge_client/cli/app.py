@@ -58,6 +58,9 @@ Span = Annotated[int | None, _option("span")]
 MinGap = Annotated[int | None, _option("min_gap")]
 Budget = Annotated[int | None, _option("budget")]
 Rate = Annotated[float | None, _option("rate")]
+AcceptProb = Annotated[float | None, _option("accept_prob")]
+Draft = Annotated[int | None, _option("draft")]
+DraftWindow = Annotated[int | None, _option("draft_window")]
 MaxTokens = Annotated[int | None, _option("max_tokens")]
 Temperature = Annotated[float | None, _option("temperature")]
 TopP = Annotated[float | None, _option("top_p")]
@@ -99,6 +102,9 @@ def ask(
     min_gap: MinGap = None,
     budget: Budget = None,
     rate: Rate = None,
+    accept_prob: AcceptProb = None,
+    draft: Draft = None,
+    draft_window: DraftWindow = None,
     max_tokens: MaxTokens = None,
     temperature: Temperature = None,
     top_p: TopP = None,
@@ -132,6 +138,9 @@ def chat(
     min_gap: MinGap = None,
     budget: Budget = None,
     rate: Rate = None,
+    accept_prob: AcceptProb = None,
+    draft: Draft = None,
+    draft_window: DraftWindow = None,
     max_tokens: MaxTokens = None,
     temperature: Temperature = None,
     top_p: TopP = None,
@@ -161,8 +170,9 @@ def evaluate(
         list[str] | None,
         typer.Option(
             help="A setting to run (repeatable): never, teacher, always[:K], confidence:θ "
-            "and entropy:B (each with an optional :K span), step:B, random[:P], command; "
-            "random~S: the cost-matched random of setting S alone. "
+            "and entropy:B (each with an optional :K span), step:B, verify:P[:K[:D]] (K: "
+            "--span, D: --draft), random[:P], command; random~S: the cost-matched random of "
+            "setting S alone. "
             "Default: " + " ".join(DEFAULT_SPECS)
         ),
     ] = None,
@@ -170,6 +180,7 @@ def evaluate(
     teacher_model: TeacherModel = None,
     student: Student = None,
     span: Span = None,
+    draft: Draft = None,
     min_gap: MinGap = None,
     max_tokens: MaxTokens = None,
     seed: Seed = None,

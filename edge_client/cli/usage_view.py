@@ -26,6 +26,7 @@ SHORT_ID = 8  # characters of a session id in the table
 _COUNTS = (
     ("student\ntokens", "student_tokens"),
     ("teacher\ntokens", "teacher_tokens"),
+    ("teacher\nread", "draft_tokens"),
     ("command\ntokens", "command_tokens"),
     ("teacher\ncalls", "teacher_calls"),
     ("failed", "teacher_failures"),

@@ -5,8 +5,10 @@ always[:K]       the teacher every K tokens   command        RelayLLM's <call>n<
 confidence:θ     top-token probability < θ    entropy:B      next-token entropy > B nats
 step:B           entropy > B as a step starts random:P       a call with probability P
                  (the teacher writes the line)
-random           one random setting per confidence/entropy/step setting, at the call rate
-                 that matches the teacher-token share that setting measured (cost-matched)
+verify:P[:K[:D]] the teacher checks drafts of D tokens and writes K where it rejects one
+                 (a token it gives < P, not its own top token); K: --span, D: --draft
+random           one random setting per confidence/entropy/step/verify setting, at the call
+                 rate that matches the teacher-token share that setting measured (cost-matched)
 random~S         the cost-matched random setting of setting S only (S must run too)
 """
 
@@ -36,6 +38,8 @@ _THRESHOLDED = {
     PolicyName.ENTROPY: "nats",
     PolicyName.STEP: "nats",
 }
+# The settings a cost-matched random setting may match.
+_MATCHABLE = {*_THRESHOLDED, PolicyName.VERIFY}
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +47,9 @@ class EvalSetting:
     key: str  # the spec, normalised: how records and the summary name this setting
     policy: PolicyName
     span: int
-    value: float | None = None  # θ, the entropy bound, or the random rate
+    value: float | None = None  # θ, the entropy bound, the random rate or verify's P
     matched_to: str | None = None  # random: the setting whose teacher-token share it matches
+    draft: int | None = None  # verify: tokens per draft
 
     @property
     def family(self) -> str:
@@ -64,6 +69,9 @@ class EvalSetting:
             budget=None,
             rate=value if self.policy is PolicyName.RANDOM else 0.0,
             seed=seed,
+            accept_prob=value if self.policy is PolicyName.VERIFY else settings.accept_prob,
+            draft=self.draft or settings.draft,
+            draft_window=settings.draft_window,
         )
 
 
@@ -85,18 +93,18 @@ def plan_settings(specs: list[str], settings: EdgeSettings) -> list[EvalSetting]
             match_all = True
             continue
         planned.append(_setting(name, argument, spec=spec, settings=settings))
-    thresholded = [item for item in planned if item.policy in _THRESHOLDED]
+    thresholded = [item for item in planned if item.policy in _MATCHABLE]
     if match_all and not thresholded:
         raise ConfigError(
-            "the setting `random` matches the cost of confidence, entropy or step settings; "
-            "add one (e.g. --setting confidence:0.4) or give a rate (random:0.05)"
+            "the setting `random` matches the cost of confidence, entropy, step or verify "
+            "settings; add one (e.g. --setting confidence:0.4) or give a rate (random:0.05)"
         )
     thresholded_keys = {item.key for item in thresholded}
     unmatched = [key for key in matched_keys if key not in thresholded_keys]
     if unmatched:
         raise ConfigError(
             f"random~{unmatched[0]} matches the cost of {unmatched[0]}, which must run too "
-            f"(--setting {unmatched[0]}) and be a confidence, entropy or step setting"
+            f"(--setting {unmatched[0]}) and be a confidence, entropy, step or verify setting"
         )
     planned += [
         EvalSetting(
@@ -130,10 +138,12 @@ def _setting(name: str, argument: str, *, spec: str, settings: EdgeSettings) -> 
     except ValueError:
         raise ConfigError(
             f"unknown setting {spec!r}; use never, teacher, always[:K], confidence:θ, "
-            "entropy:B, step:B, random[:P], random~SETTING or command"
+            "entropy:B, step:B, verify:P[:K[:D]], random[:P], random~SETTING or command"
         ) from None
     if name == "teacher":
         return EvalSetting(key="teacher", policy=policy, span=settings.max_span)
+    if policy is PolicyName.VERIFY:
+        return _verify_setting(argument, spec=spec, settings=settings)
     if policy is PolicyName.ALWAYS:
         span = int(_number(argument, spec=spec, kind=int)) if argument else settings.span
         if span < 1:
@@ -165,6 +175,30 @@ def _setting(name: str, argument: str, *, spec: str, settings: EdgeSettings) -> 
     if argument:
         raise ConfigError(f"setting {spec!r} takes no value; write {name}")
     return EvalSetting(key=name, policy=policy, span=settings.span)
+
+
+def _verify_setting(argument: str, *, spec: str, settings: EdgeSettings) -> EvalSetting:
+    """verify:P[:K[:D]], named in full (verify:P:K:D) whatever was left to the defaults."""
+    parts = argument.split(":") if argument else []
+    if not 1 <= len(parts) <= 3:
+        raise ConfigError(
+            f"setting {spec!r}: write verify:P[:K[:D]], e.g. verify:0.1:1:32 (P the smallest "
+            "probability the teacher accepts, K its span, D the draft's tokens)"
+        )
+    accept_prob = _number(parts[0], spec=spec, kind=float)
+    if not 0 <= accept_prob <= 1:
+        raise ConfigError(f"setting {spec!r}: P must be between 0 and 1")
+    span = int(_number(parts[1], spec=spec, kind=int)) if len(parts) > 1 else settings.span
+    draft = int(_number(parts[2], spec=spec, kind=int)) if len(parts) > 2 else settings.draft
+    if span < 1 or draft < 1:
+        raise ConfigError(f"setting {spec!r}: the span and the draft must be at least 1")
+    return EvalSetting(
+        key=f"verify:{accept_prob:g}:{span}:{draft}",
+        policy=PolicyName.VERIFY,
+        span=span,
+        value=accept_prob,
+        draft=draft,
+    )
 
 
 def _number(argument: str, *, spec: str, kind: type[float] | type[int]) -> float:

@@ -35,8 +35,20 @@ class EvalRecord:
 def teacher_share(records: Sequence[EvalRecord]) -> float:
     """Teacher tokens ÷ all generated tokens, over `records`."""
     teacher = sum(record.usage["teacher_tokens"] for record in records)
-    generated = teacher + sum(record.usage["student_tokens"] for record in records)
-    return teacher / generated if generated else 0.0
+    return teacher / _generated(records) if records else 0.0
+
+
+def read_share(records: Sequence[EvalRecord]) -> float:
+    """Draft tokens the teacher read ÷ all generated tokens, over `records` (records made
+    before drafts were counted have none)."""
+    read = sum(record.usage.get("draft_tokens", 0) for record in records)
+    return read / _generated(records) if records else 0.0
+
+
+def _generated(records: Sequence[EvalRecord]) -> int:
+    """All generated tokens (at least 1, so a share of nothing is 0)."""
+    total = sum(r.usage["teacher_tokens"] + r.usage["student_tokens"] for r in records)
+    return max(total, 1)
 
 
 class RecordLog:

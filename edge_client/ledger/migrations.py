@@ -137,3 +137,21 @@ def m002_call_reconciliation_and_answer_status(db: sqlite3.Connection) -> None:
         """
     )
     db.execute("CREATE INDEX answers_session ON answers (session_id)")
+
+
+@migration
+def m003_draft_checks(db: sqlite3.Connection) -> None:
+    # The verify policy's checks: the student tokens each call sent as a draft, how many the
+    # teacher accepted, and the teacher's own count of what it read; the session's new Usage
+    # counters (draft tokens read, and rejected).
+    for column in (
+        "draft_tokens INTEGER NOT NULL DEFAULT 0",
+        "accepted_draft_tokens INTEGER NOT NULL DEFAULT 0",
+        "teacher_draft_tokens INTEGER NOT NULL DEFAULT 0",
+    ):
+        db.execute(f"ALTER TABLE teacher_calls ADD COLUMN {column}")
+    for column in (
+        "draft_tokens INTEGER NOT NULL DEFAULT 0",
+        "rejected_draft_tokens INTEGER NOT NULL DEFAULT 0",
+    ):
+        db.execute(f"ALTER TABLE sessions ADD COLUMN {column}")

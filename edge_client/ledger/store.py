@@ -88,6 +88,7 @@ class RecordedTeacherUsage:
     prompt_tokens: int
     cached_prompt_tokens: int
     generated_tokens: int
+    draft_tokens: int = 0
 
 
 def total_usage(records: Sequence[SessionRecord]) -> Usage:
@@ -171,8 +172,9 @@ class Ledger:
                     "INSERT INTO teacher_calls (session_id, recorded_at, requested, received, "
                     "retries, latency_ms, wire_bytes, error, outcome, request_id, "
                     "teacher_prompt_tokens, teacher_cached_prompt_tokens, "
-                    "teacher_generated_tokens, teacher_replayed) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "teacher_generated_tokens, teacher_replayed, draft_tokens, "
+                    "accepted_draft_tokens, teacher_draft_tokens) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         session_id,
                         now,
@@ -188,6 +190,9 @@ class Ledger:
                         teacher.cached_prompt_tokens,
                         teacher.generated_tokens,
                         teacher.replayed,
+                        event.draft_tokens,
+                        event.accepted_draft_tokens,
+                        teacher.draft_tokens,
                     ),
                 )
             case AnswerStarted():
@@ -232,7 +237,8 @@ class Ledger:
             rows = self._db.execute(
                 "SELECT requested, received, retries, latency_ms, wire_bytes, error, outcome, "
                 "request_id, teacher_prompt_tokens, teacher_cached_prompt_tokens, "
-                "teacher_generated_tokens, teacher_replayed "
+                "teacher_generated_tokens, teacher_replayed, draft_tokens, "
+                "accepted_draft_tokens, teacher_draft_tokens "
                 "FROM teacher_calls WHERE session_id = ? ORDER BY id",
                 (session_id,),
             )
@@ -244,7 +250,8 @@ class Ledger:
             row = self._db.execute(
                 "SELECT count(*), coalesce(sum(teacher_prompt_tokens), 0), "
                 "coalesce(sum(teacher_cached_prompt_tokens), 0), "
-                "coalesce(sum(teacher_generated_tokens), 0) "
+                "coalesce(sum(teacher_generated_tokens), 0), "
+                "coalesce(sum(teacher_draft_tokens), 0) "
                 "FROM teacher_calls WHERE session_id = ? AND outcome = ?",
                 (session_id, CallOutcome.ANSWERED.value),
             ).fetchone()
@@ -334,5 +341,8 @@ def _to_call(row: sqlite3.Row) -> TeacherCall:
             cached_prompt_tokens=row["teacher_cached_prompt_tokens"],
             generated_tokens=row["teacher_generated_tokens"],
             replayed=bool(row["teacher_replayed"]),
+            draft_tokens=row["teacher_draft_tokens"],
         ),
+        draft_tokens=row["draft_tokens"],
+        accepted_draft_tokens=row["accepted_draft_tokens"],
     )

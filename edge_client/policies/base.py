@@ -21,6 +21,16 @@ class Step:
 
 
 @dataclass(frozen=True, slots=True)
+class DraftChecks:
+    """How the teacher checks the student's drafts (the verify policy, token mode only)."""
+
+    accept_prob: float  # a draft token the teacher gives less is rejected, unless its own top
+    draft: int  # student tokens per check
+    span: int  # teacher tokens written where it rejects one
+    window: int  # tokens the student may draft past a check in flight (0: it waits)
+
+
+@dataclass(frozen=True, slots=True)
 class Released:
     """A student token the policy has finished looking at. `text` is what the user sees of it;
     `command` marks tokens that belong to a `<call>` command (kept in the student's history,
@@ -47,6 +57,9 @@ class Policy(ABC):
     # True: the teacher's span ends with its first non-empty line (a reasoning step), or at
     # the span length asked for, whichever comes first.
     span_ends_at_line: bool = False
+    # Set: the student drafts and the teacher checks every draft (token mode); `decide` only
+    # serves where drafts cannot be checked (a teacher in text mode).
+    draft_checks: DraftChecks | None = None
 
     def start_answer(self) -> None:  # noqa: B027 (an optional hook, not abstract)
         """Called before each answer of a session."""

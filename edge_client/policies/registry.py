@@ -10,6 +10,7 @@ from edge_client.policies.command import CommandPolicy
 from edge_client.policies.confidence import ConfidencePolicy
 from edge_client.policies.entropy import EntropyPolicy
 from edge_client.policies.step import StepPolicy
+from edge_client.policies.verify import VerifyPolicy
 
 
 class PolicyName(str, enum.Enum):
@@ -20,6 +21,7 @@ class PolicyName(str, enum.Enum):
     RANDOM = "random"
     ALWAYS = "always"
     NEVER = "never"
+    VERIFY = "verify"
 
 
 def call_span(name: PolicyName, *, span: int, max_span: int) -> int:
@@ -39,8 +41,12 @@ def build_policy(
     budget: int | None,
     rate: float,
     seed: int | None,
+    accept_prob: float,
+    draft: int,
+    draft_window: int,
 ) -> Policy:
-    """Makes the policy `name` from the settings that concern it."""
+    """Makes the policy `name` from the settings that concern it. The verify policy falls
+    back on the confidence policy where drafts cannot be checked (a teacher in text mode)."""
     match name:
         case PolicyName.CONFIDENCE:
             return ConfidencePolicy(threshold=threshold, span=span, min_gap=min_gap, budget=budget)
@@ -57,3 +63,13 @@ def build_policy(
             return AlwaysPolicy(span=span)
         case PolicyName.NEVER:
             return NeverPolicy()
+        case PolicyName.VERIFY:
+            return VerifyPolicy(
+                accept_prob=accept_prob,
+                draft=draft,
+                span=span,
+                window=draft_window,
+                fallback=ConfidencePolicy(
+                    threshold=threshold, span=span, min_gap=min_gap, budget=budget
+                ),
+            )

@@ -299,3 +299,51 @@ def migrate_first_only(db: sqlite3.Connection) -> None:
     first = MIGRATIONS[0]
     first(db)
     db.execute("INSERT INTO _migrations VALUES (?, 'then')", (first.__name__,))
+
+
+def test_draft_checks_count_what_the_teacher_read_and_what_it_rejected(path: Path) -> None:
+    checked = TeacherCall(
+        requested=2,
+        received=2,
+        retries=0,
+        latency_ms=30.0,
+        wire_bytes=200,
+        request_id="c1",
+        teacher_usage=TeacherUsage(prompt_tokens=50, generated_tokens=2, draft_tokens=8),
+        draft_tokens=8,
+        accepted_draft_tokens=5,
+    )
+    unchecked = TeacherCall(
+        requested=2,
+        received=0,
+        retries=0,
+        latency_ms=9.0,
+        wire_bytes=100,
+        error="UNAVAILABLE",
+        outcome=CallOutcome.UNAVAILABLE,
+        request_id="c2",
+        draft_tokens=8,
+    )
+    answer = [
+        AnswerStarted(prompt_tokens=50),
+        TokensAppended(Source.STUDENT, (1, 2, 3, 4, 5), "abcde"),  # the accepted draft
+        checked,
+        TokensAppended(Source.TEACHER, (6, 7), "fg"),  # the correction
+        unchecked,
+        TokensAppended(Source.FALLBACK, (8, 9, 10, 11, 12, 13, 14, 15), "hijklmno"),  # stands
+        AnswerFinished(AnswerEndReason.MAX_TOKENS),
+    ]
+    with Ledger(path) as ledger:
+        start(ledger)
+        for event in answer:
+            ledger.record("s1", event)
+        usage = ledger.session("s1").usage
+        assert ledger.teacher_calls("s1") == [checked, unchecked]
+        assert ledger.teacher_usage("s1").draft_tokens == 8  # what GetSessionUsage reports
+
+    # Only the answered check's draft was read; its 3 rejected tokens left the answer.
+    assert (usage.draft_tokens, usage.rejected_draft_tokens) == (8, 3)
+    assert (usage.student_tokens, usage.teacher_tokens, usage.fallback_tokens) == (13, 2, 8)
+    assert usage.fallback_spans == 1
+    assert usage.offload_ratio == pytest.approx(2 / 15)
+    assert usage.read_ratio == pytest.approx(8 / 15)

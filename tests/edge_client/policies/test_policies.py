@@ -72,5 +72,8 @@ def test_every_policy_name_builds(name):
         budget=None,
         rate=0.1,
         seed=1,
+        accept_prob=0.1,
+        draft=8,
+        draft_window=8,
     )
     assert policy.name == name.value
