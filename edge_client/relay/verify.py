@@ -155,6 +155,9 @@ class DraftVerifier:
                         f"the teacher accepted {reply.accepted_draft_tokens} tokens of a "
                         f"{len(draft)}-token draft"
                     )
+                if reply.accepted_draft_tokens < len(draft) and not (span or reply.ended_answer):
+                    # Drafting on would only meet the same rejection again.
+                    raise TeacherCallError("the teacher rejected the draft and wrote nothing")
             except TeacherCallError as exc:
                 error = exc
         if error is not None or reply is None:
@@ -174,15 +177,13 @@ class DraftVerifier:
         clipped = len(span) > room
         span = span[: max(room, 0)]
         yield answer.record(self._call(check, reply, received=len(span)))
-        ended = reply.ended_answer and not clipped
-        if span or not (ended or clipped):
+        if span:  # none: the teacher ended the answer there, or it has no room left
             self.student.sync([*answer.teacher_context, *span])
-        if span:
             answer.generated += len(span)
             text = answer.decoder.decode(self.student.detokenize(span))
             yield answer.append(Source.TEACHER, span, text)
         answer.last_call_end = answer.generated
-        return AnswerEndReason.END_OF_ANSWER if ended else None
+        return AnswerEndReason.END_OF_ANSWER if reply.ended_answer and not clipped else None
 
     def _draft_stands(
         self, answer: AnswerState, check: _Check, draft: list[int], error: TeacherCallError
