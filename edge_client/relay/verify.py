@@ -86,7 +86,7 @@ class DraftVerifier:
                     may_draft = self._may_draft(answer)
                     if self._drafted and (len(self._drafted) >= self.checks.draft or not may_draft):
                         check = self._send(answer)
-                    elif self._drafted or may_draft:
+                    elif may_draft:
                         self._draft_one()
                     else:
                         return self._stop_reason(answer)

@@ -143,3 +143,35 @@ def test_a_draft_check_reads_the_prefix_cache_and_scores_only_the_rest(
     assert (first.accepted_draft_tokens, again.accepted_draft_tokens) == (36, 36)
     assert first.cached_prompt_tokens == 64  # the context's whole blocks, read
     assert again.cached_prompt_tokens == 0  # the draft was cached: scored without the cache
+
+
+def test_a_long_context_new_to_the_session_is_prefilled_before_the_draft_is_scored(
+    vllm_teacher, smollm_tokenizer
+) -> None:
+    """Logits of 400 prompt positions are not computed for a 4-token check: the context is
+    prefilled first by a plain request, and the check scores the draft."""
+    text = "The river runs past the old mill, under the bridge and out to the sea. " * 40
+    ids = tuple(smollm_tokenizer.tokenize(text)[:400])
+
+    def request(session: str, draft: Draft | None = None) -> SpanRequest:
+        return SpanRequest(
+            session_id=session,
+            request_id="r",
+            context=TokenContext(token_ids=ids),
+            max_tokens=4,
+            sampling=SamplingParams(),
+            tenant=session,  # nothing shared between the two
+            draft=draft,
+        )
+
+    async def written(span: SpanRequest) -> list[int]:
+        events = vllm_teacher.engine.generate(span)
+        return [t async for e in events if isinstance(e, Piece) for t in e.token_ids]
+
+    own = vllm_teacher.run(written(request("long-writer")))
+    check = end_of(
+        vllm_teacher,
+        request("long-check", Draft(token_ids=(*own, 50), min_prob=0.1, accept_top_token=True)),
+    )
+    assert (check.accepted_draft_tokens, check.draft_tokens) == (4, 5)
+    assert check.prompt_tokens == 400 and check.cached_prompt_tokens == 0
