@@ -105,7 +105,7 @@ async function ask(question) {
       throw new Error((body.error && body.error.message) || response.statusText);
     }
     for await (const data of sseData(response)) {
-      if (data === "[DONE]") break;
+      if (data === "[DONE]") continue; // the server ends the stream right after
       const chunk = JSON.parse(data);
       if (chunk.error) throw new Error(chunk.error.message);
       for (const choice of chunk.choices) {
@@ -161,6 +161,7 @@ $("new-chat").addEventListener("click", () => {
   $("log").textContent = "";
   $("offload").textContent = "0.0 %";
 });
+$("key-form").addEventListener("submit", (event) => event.preventDefault());
 $("api-key").addEventListener("change", () => localStorage.setItem("relay-api-key", $("api-key").value.trim()));
 $("api-key").value = localStorage.getItem("relay-api-key") || "";
 loadHealth().catch((error) => showError("cannot reach the server: " + error.message));
