@@ -217,10 +217,9 @@ class AnswerWorker:
         request = job.request
         try:
             runtime.use_session(request.session_id)
-            ensure_prompt_fits(
+            prompt_tokens = ensure_prompt_fits(
                 runtime.session.student, request.messages, n_ctx=self._settings.n_ctx
             )
-            prompt_tokens = len(runtime.session.student.render_prompt(request.messages))
             answer = runtime.answer(request.messages, options=request.options)
             evaluated, reason = prompt_tokens, AnswerEndReason.CANCELLED
             while True:

@@ -87,6 +87,17 @@ def test_a_non_streamed_answer_with_its_usage_equal_to_the_ledger(client, served
     with served.ledger() as ledger:
         assert_matches_ledger(relay, ledger)
         assert ledger.session(relay["session_id"]).policy == "confidence"
+    # `relay-edge usage` shows serve's sessions with the others.
+    shown = subprocess.run(
+        [RELAY_EDGE, "usage", "--session", relay["session_id"], "--json"],
+        env=serve_env(served.ledger_path.parent),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    [session] = json.loads(shown.stdout)["sessions"]
+    assert session["usage"]["teacher_tokens"] == relay["session"]["teacher_tokens"]
 
 
 def test_a_streamed_answer_says_who_wrote_each_piece(client, served):
