@@ -8,8 +8,9 @@ prompt from the server (each content delta timed). Decoding is timed from the fi
 the last on both sides (the token count from the ledger for ask, from usage for serve). Time to
 first token is from sending the request to the first content delta, against the same runtime
 in this process (open_runtime: no HTTP) on the same prompt; each round asks a new question, so
-both evaluate its prompt afresh. A first round, not counted, warms both up. Then a two-turn conversation through the server: its second
-turn's prompt tokens, those served from the KV cache, and those new since the first turn.
+both evaluate its prompt afresh. A first round, not counted, warms both up. Then a two-turn
+conversation through the server: its second turn's prompt tokens, those served from the KV
+cache, and those new since the first turn.
 Prints one JSON line.
 
     python -m benchmarks.serve_overhead [--tokens 128] [--rounds 5] [-- EXTRA relay-edge FLAGS]
