@@ -5,11 +5,11 @@
 llama-cpp-python's CPU backend runs its threads on OpenMP (libgomp). A libgomp thread that
 waits, at each of the hundreds of barriers in a decode and after the decode, spins on its core
 for 300,000 rounds (about 8 ms here) before it sleeps. Where other processes decode on the same
-cores, the spinning thread holds a core that the thread it waits for needs: among other
-llama.cpp work on 2 cores, a Qwen2.5-Coder-1.5B token took 1.05-1.27 s instead of 0.31 s.
-1,000 rounds (about 26 µs) decode alone as fast as 300,000; sleeping at once
-(`OMP_WAIT_POLICY=PASSIVE`) cost a process alone 25-80 % (a wake-up per barrier).
-`python -m benchmarks.spin_contention` measures both settings.
+cores, the spinning thread holds a core that the thread it waits for needs: two
+Qwen2.5-Coder-1.5B processes decoding at once on 2 cores took 3.8 times as long a token as one
+alone; with 1,000 rounds (about 26 µs) 2.0 times (an even share), and one alone decodes as
+fast as with 300,000. Not spinning (`OMP_WAIT_POLICY=PASSIVE`) made a process alone 1.5-2
+times slower (a wake-up per barrier). `python -m benchmarks.spin_contention` measures the three.
 
 libgomp reads `GOMP_SPINCOUNT` once, when it loads: when llama_cpp is first imported. So this
 module sets it for that import only (child processes, such as vLLM's engine, keep their own
