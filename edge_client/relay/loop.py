@@ -6,6 +6,7 @@ verify policy and a teacher in token mode, the teacher checks the student's draf
 
     session = RelaySession(student=..., teacher=..., policy=..., options=RelayOptions())
     usage = yield from session.answer(messages)      # or: for event in session.answer(...)
+    session.answer(messages, options=RelayOptions(max_tokens=64, stop=("\n\n",)))  # this once
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ Events = Generator[RelayEvent, None, AnswerEndReason | None]
 class RelayOptions:
     max_tokens: int = 512  # generated tokens per answer, student and teacher together
     sampling: SamplingParams = field(default_factory=SamplingParams)
+    # The answer ends once its visible text holds one of these (an OpenAI request's `stop`);
+    # the text up to it has been yielded: a front end that must not show it holds it back.
+    stop: tuple[str, ...] = ()
 
 
 class RelaySession:
@@ -90,14 +94,21 @@ class RelaySession:
                 return None
         return self.token_mode
 
-    def answer(self, messages: Sequence[ChatMessage]) -> Generator[RelayEvent, None, Usage]:
-        """Writes the assistant's answer to `messages`, yielding events as it goes."""
+    def answer(
+        self, messages: Sequence[ChatMessage], *, options: RelayOptions | None = None
+    ) -> Generator[RelayEvent, None, Usage]:
+        """Writes the assistant's answer to `messages`, yielding events as it goes; `options`
+        replace the session's for this answer only."""
+        options = options or self.options
         prompt = self.student.render_prompt(messages)
         answer = AnswerState(
-            messages=messages, teacher_context=list(prompt), session_usage=self.usage
+            messages=messages,
+            options=options,
+            teacher_context=list(prompt),
+            session_usage=self.usage,
         )
         self.policy.start_answer()
-        sampler = Sampler(self.options.sampling)
+        sampler = Sampler(options.sampling)
         reason: AnswerEndReason | None = None
         try:
             cached = self.student.sync(prompt)
@@ -126,7 +137,6 @@ class RelaySession:
             teacher=self.teacher,
             checks=checks,
             sampler=sampler,
-            max_tokens=self.options.max_tokens,
             cancel=self.cancel,
             build_query=lambda answer, span, request_id, draft: self._span_request(
                 answer, span, request_id=request_id, draft=draft
@@ -137,7 +147,9 @@ class RelaySession:
     def _step(self, answer: AnswerState, sampler: Sampler) -> Events:
         if self.cancel.is_set():
             return AnswerEndReason.CANCELLED
-        remaining = self.options.max_tokens - answer.generated
+        if answer.reached_stop():
+            return AnswerEndReason.STOP_STRING
+        remaining = answer.options.max_tokens - answer.generated
         if remaining <= 0:
             return AnswerEndReason.MAX_TOKENS
         since_call = (
@@ -208,7 +220,7 @@ class RelaySession:
             return (yield from self._fallback(answer, sampler, span))
         # The span was counted in teacher tokens; in text mode the student's tokens of the same
         # text may be more. Only the answer's budget and the student's context bound it.
-        room = min(self.options.max_tokens - answer.generated, self.student.context_room())
+        room = min(answer.options.max_tokens - answer.generated, self.student.context_room())
         clipped = len(token_ids) > room
         token_ids = token_ids[: max(room, 0)]
         yield answer.record(
@@ -243,6 +255,8 @@ class RelaySession:
         for _ in range(span):
             if self.cancel.is_set():
                 return AnswerEndReason.CANCELLED
+            if answer.reached_stop():
+                return AnswerEndReason.STOP_STRING
             seen = len(answer.visible_text)
             reason = yield from self._student_token(answer, sampler, Source.FALLBACK)
             if reason is not None:
@@ -266,7 +280,7 @@ class RelaySession:
             "session_id": self.session_id,
             "request_id": request_id,
             "max_tokens": min(span, info.max_span_tokens),
-            "sampling": self.options.sampling,
+            "sampling": answer.options.sampling,
             "stop_at_line_end": self.policy.span_ends_at_line,
         }
         if draft is not None and not self.token_mode:

@@ -57,7 +57,6 @@ class DraftVerifier:
         teacher: TeacherClient,
         checks: DraftChecks,
         sampler: Sampler,
-        max_tokens: int,
         cancel: threading.Event,
         build_query: BuildQuery,
         span_tokens: SpanTokens,
@@ -66,7 +65,6 @@ class DraftVerifier:
         self.teacher = teacher
         self.checks = checks
         self.sampler = sampler
-        self.max_tokens = max_tokens
         self.cancel = cancel
         self._build_query = build_query
         self._span_tokens = span_tokens
@@ -105,6 +103,8 @@ class DraftVerifier:
                 check = None
                 if reason is not None:
                     return reason
+                if answer.reached_stop():
+                    return AnswerEndReason.STOP_STRING
         finally:
             if check is not None:  # the answer's consumer stopped while a check was out
                 check.abandon()
@@ -113,12 +113,12 @@ class DraftVerifier:
         if self._drafted and self.student.is_end(self._drafted[-1]):
             return False
         return (
-            answer.generated + len(self._drafted) < self.max_tokens
+            answer.generated + len(self._drafted) < answer.options.max_tokens
             and self.student.context_room() > 0
         )
 
     def _stop_reason(self, answer: AnswerState) -> AnswerEndReason:
-        if answer.generated >= self.max_tokens:
+        if answer.generated >= answer.options.max_tokens:
             return AnswerEndReason.MAX_TOKENS
         return AnswerEndReason.CONTEXT_FULL
 
@@ -173,7 +173,9 @@ class DraftVerifier:
         # span, evaluating only its tokens (the answer so far is in its KV cache).
         forgotten = sum(not self.student.is_end(token) for token in self._drafted[accepted:])
         self._drafted = []
-        room = min(self.max_tokens - answer.generated, self.student.context_room() + forgotten)
+        room = min(
+            answer.options.max_tokens - answer.generated, self.student.context_room() + forgotten
+        )
         clipped = len(span) > room
         span = span[: max(room, 0)]
         yield answer.record(self._call(check, reply, received=len(span)))
