@@ -122,6 +122,7 @@ class RelaySession:
         sampler = Sampler(self.options.sampling)
         reason: AnswerEndReason | None = None
         try:
+            self.student.set_hidden_states(self.policy.needs_hidden)
             cached = self.student.sync(prompt)
             yield self._emit(answer, AnswerStarted(prompt_tokens=len(prompt) - cached))
             while reason is None:
@@ -149,6 +150,7 @@ class RelaySession:
             tokens_since_call=since_call,
             teacher_tokens_used=self.usage.teacher_tokens,
             line_so_far=answer.visible_text.rpartition("\n")[2],
+            hidden=self.student.next_hidden() if self.policy.needs_hidden else None,
         )
         wanted = self.policy.decide(step)
         # In text mode the teacher continues the visible text: a character the student has
