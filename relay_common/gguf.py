@@ -334,7 +334,9 @@ class GgufModel:
         """The final hidden state of the last token evaluated: what the output matrix turns
         into `next_logits()` (after the model's final norm, llama.cpp's `result_norm`), from
         the same decode. A view, valid until the next decode."""
-        pointer = llama_lib.llama_get_embeddings_ith(self._ctx.ctx, -1) if self.tokens else None
+        pointer = None
+        if self.hidden_states and self.tokens:
+            pointer = llama_lib.llama_get_embeddings_ith(self._ctx.ctx, -1)
         if not pointer:
             raise ValueError("no hidden state: call set_hidden_states(True) before evaluating")
         return np.ctypeslib.as_array(pointer, shape=(self.hidden_size,))
