@@ -93,7 +93,7 @@ def test_plan_matches_random_to_the_settings_named():
         (["never:3"], "takes no value"),
         (["random"], "matches the cost"),
         (["random~entropy:2", "entropy:1"], "random~entropy:2 .* must run too"),
-        (["random~never", "never"], "be a confidence, entropy or step setting"),
+        (["random~never", "never"], "be a confidence, entropy, step or router setting"),
         (["never", "never"], "named twice"),
         (["always:0"], "at least 1"),
         (["random:0.1:4"], "takes its span from --span"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edge_client.eval.dataset import read_items
@@ -35,3 +36,13 @@ def smollm2_collection(
     items = read_items(DATA / "arithmetic.jsonl")
     collect(smollm2_models, items, directory=directory, max_tokens=MAX_TOKENS)
     return directory
+
+
+@pytest.fixture(scope="session")
+def smollm2_output_matrix() -> np.ndarray:
+    """SmolLM2's output matrix (tied to its token embeddings), dequantized: [vocab, hidden]."""
+    gguf = pytest.importorskip("gguf", reason="reading GGUF tensors needs the gguf package")
+    reader = gguf.GGUFReader(str(smollm2_path()))
+    tensors = {tensor.name: tensor for tensor in reader.tensors}
+    tensor = tensors.get("output.weight", tensors["token_embd.weight"])
+    return gguf.quants.dequantize(tensor.data, tensor.tensor_type).astype(np.float32)

@@ -21,19 +21,10 @@ def model() -> Iterator[GgufModel]:
     loaded.close()
 
 
-@pytest.fixture(scope="module")
-def output_matrix() -> np.ndarray:
-    """SmolLM2's output matrix (tied to its token embeddings), dequantized: [vocab, hidden]."""
-    gguf = pytest.importorskip("gguf", reason="reading GGUF tensors needs the gguf package")
-    reader = gguf.GGUFReader(str(smollm2_path()))
-    tensors = {tensor.name: tensor for tensor in reader.tensors}
-    tensor = tensors.get("output.weight", tensors["token_embd.weight"])
-    return gguf.quants.dequantize(tensor.data, tensor.tensor_type).astype(np.float32)
-
-
-def test_the_logits_are_the_output_matrix_times_the_hidden_state(model, output_matrix):
+def test_the_logits_are_the_output_matrix_times_the_hidden_state(model, smollm2_output_matrix):
     """Had llama.cpp given the state before the final norm (or of another decode), the
     output matrix would not turn it into these logits."""
+    output_matrix = smollm2_output_matrix
     model.set_hidden_states(True)
     try:
         model.reset()
