@@ -247,6 +247,13 @@ def router_train(
             "896-wide student)."
         ),
     ] = "128",
+    with_entropy: Annotated[
+        bool,
+        typer.Option(
+            "--with-entropy",
+            help="Give the MLP the student's next-token entropy too, beside its hidden state.",
+        ),
+    ] = False,
     accept_prob: Annotated[
         float,
         typer.Option(
@@ -265,6 +272,7 @@ def router_train(
     """Train the router on CPU (the router-train extra): held-out AUC, calibration."""
     options = TrainOptions(
         hidden_sizes=_guarded(lambda: _widths(hidden)),
+        with_entropy=with_entropy,
         accept_prob=accept_prob,
         holdout=holdout,
         seed=seed,

@@ -166,7 +166,8 @@ def run_show(path: Path, *, console: Console) -> None:
         "student_model": router.meta.student_model,
         "student_fingerprint": router.meta.student_fingerprint,
         "hidden_size": router.meta.hidden_size,
-        "layers": " -> ".join(str(width) for width in [router.meta.hidden_size, *widths]),
+        "with_entropy": router.meta.with_entropy,
+        "layers": " -> ".join(str(width) for width in [router.meta.inputs, *widths]),
         "sha256": router.digest,
         "provenance": router.meta.provenance,
     }

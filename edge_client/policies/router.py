@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from edge_client.policies.base import Step
 from edge_client.policies.gating import GatedPolicy
+from edge_client.policies.uncertainty import entropy
 from edge_client.router.model import RouterModel
 
 
@@ -34,4 +35,5 @@ class RouterPolicy(GatedPolicy):
     def unsure(self, step: Step) -> bool:
         if step.hidden is None:
             raise ValueError("the router policy needs the student's hidden state in each step")
-        return self.router.score(step.hidden) > self.threshold
+        spread = entropy(step.logits) if self.router.meta.with_entropy else None
+        return self.router.score(step.hidden, entropy=spread) > self.threshold

@@ -33,6 +33,7 @@ REPORTED_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 @dataclass(frozen=True, slots=True)
 class TrainOptions:
     hidden_sizes: tuple[int, ...] = (128,)
+    with_entropy: bool = False  # the student's entropy as an input beside the hidden state
     accept_prob: float = 0.0  # labels.teacher_labels
     holdout: float = 0.2  # share of the items held out
     dropout: float = 0.1
@@ -95,8 +96,8 @@ def train_router(
             "collect more items"
         )
     train_items, held_items = split_items(items, holdout=options.holdout, seed=options.seed)
-    x_train, y_train = _stack(train_items, accept_prob=options.accept_prob)
-    x_held, y_held = _stack(held_items, accept_prob=options.accept_prob)
+    x_train, y_train = _stack(train_items, options=options)
+    x_held, y_held = _stack(held_items, options=options)
     if len(set(y_train.tolist())) < 2:
         raise ConfigError(
             "the training positions are all labelled alike: the student and the teacher "
@@ -107,7 +108,8 @@ def train_router(
         torch.set_num_threads(options.threads)
     mean = x_train.mean(axis=0)
     scale = np.maximum(x_train.std(axis=0), 1e-6)
-    network = _network(torch, x_train.shape[1], options)
+    hidden_size = x_train.shape[1] - int(options.with_entropy)
+    network = _network(torch, hidden_size, options)
     epochs = _fit(
         torch,
         network,
@@ -117,16 +119,22 @@ def train_router(
         y_held,
         options=options,
     )
-    layers = _fold(torch, network, mean=mean, scale=scale)
-    hidden_size = x_train.shape[1]
-    draft = RouterModel(layers, RouterMeta(student_fingerprint, hidden_size, student_model))
+    layers = _fold(torch, network, mean=mean, scale=scale, hidden_size=hidden_size)
+    draft = RouterModel(
+        layers,
+        RouterMeta(
+            student_fingerprint, hidden_size, student_model, with_entropy=options.with_entropy
+        ),
+    )
     # Round-trip through the file's float16 so the figures are those of what ships.
     shipped = [
         DenseLayer(layer.weight.astype(np.float16), layer.bias.astype(np.float16))
         for layer in draft.layers
     ]
-    scores = RouterModel(shipped, draft.meta).scores(x_held)
     entropies = np.concatenate([item.entropy for item in held_items]).astype(np.float32)
+    scores = RouterModel(shipped, draft.meta).scores(
+        x_held[:, :hidden_size], entropy=entropies if options.with_entropy else None
+    )
     bins, error = calibration(scores, y_held)
     counts = count_labels(list(items), accept_prob=options.accept_prob)
     report = TrainReport(
@@ -147,6 +155,7 @@ def train_router(
         student_fingerprint=student_fingerprint,
         hidden_size=hidden_size,
         student_model=student_model,
+        with_entropy=options.with_entropy,
         provenance={
             **(provenance or {}),
             "options": asdict(options),
@@ -178,11 +187,17 @@ def _label_rule(accept_prob: float) -> str:
 
 
 def _stack(
-    items: Sequence[ItemPositions], *, accept_prob: float
+    items: Sequence[ItemPositions], *, options: TrainOptions
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    hidden = np.concatenate([item.hidden for item in items]).astype(np.float32)
-    labels = np.concatenate([teacher_labels(item, accept_prob=accept_prob) for item in items])
-    return hidden, labels.astype(np.float32)
+    """The inputs (hidden states, then the entropy when it is one) and labels of `items`."""
+    inputs = np.concatenate([item.hidden for item in items]).astype(np.float32)
+    if options.with_entropy:
+        entropy = np.concatenate([item.entropy for item in items]).astype(np.float32)
+        inputs = np.concatenate([inputs, entropy[:, np.newaxis]], axis=1)
+    labels = np.concatenate(
+        [teacher_labels(item, accept_prob=options.accept_prob) for item in items]
+    )
+    return inputs, labels.astype(np.float32)
 
 
 def _threshold_row(
@@ -206,10 +221,12 @@ def _import_torch() -> Any:
     return torch
 
 
-def _network(torch: Any, inputs: int, options: TrainOptions) -> Any:
+def _network(torch: Any, hidden_size: int, options: TrainOptions) -> Any:
+    """The MLP over the hidden state; with the entropy, plus a linear term in it (a "wide"
+    path: with little data the MLP alone learns to lean on one input of hundreds poorly)."""
     nn = torch.nn
     layers: list[Any] = []
-    width = inputs
+    width = hidden_size
     for size in options.hidden_sizes:
         layers += [
             nn.Linear(width, size),
@@ -219,7 +236,20 @@ def _network(torch: Any, inputs: int, options: TrainOptions) -> Any:
         ]
         width = size
     layers.append(nn.Linear(width, 1))
-    return nn.Sequential(*layers)
+
+    class Router(nn.Module):  # type: ignore[misc,name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            self.deep = nn.Sequential(*layers)
+            self.wide = nn.Linear(1, 1) if options.with_entropy else None
+
+        def forward(self, inputs: Any) -> Any:
+            out = self.deep(inputs[:, :hidden_size])
+            if self.wide is not None:
+                out = out + self.wide(inputs[:, hidden_size:])
+            return out
+
+    return Router()
 
 
 def _fit(
@@ -233,15 +263,26 @@ def _fit(
     options: TrainOptions,
 ) -> int:
     """Adam on binary cross-entropy, stopped when the held-out loss has not improved for
-    `patience` epochs; leaves the network at its best epoch. Returns the epochs run."""
+    `patience` epochs; leaves the network at its best epoch. Returns the epochs run.
+
+    With the entropy's linear path, that path is fitted alone first and the MLP starts at
+    zero output: training begins from a logistic regression on the entropy and keeps the
+    MLP only where it lowers the held-out loss."""
     inputs, targets = torch.from_numpy(x_train), torch.from_numpy(y_train)
     held_inputs, held_targets = torch.from_numpy(x_held), torch.from_numpy(y_held)
+    loss_of = torch.nn.BCEWithLogitsLoss()
+    if network.wide is not None:
+        _fit_wide(torch, network, inputs, targets, loss_of=loss_of)
     optimizer = torch.optim.Adam(
         network.parameters(), lr=options.learning_rate, weight_decay=options.weight_decay
     )
-    loss_of = torch.nn.BCEWithLogitsLoss()
     generator = torch.Generator().manual_seed(options.seed)
     best_loss, best_state, stale, epoch = math.inf, None, 0, 0
+    if network.wide is not None:
+        network.eval()
+        with torch.no_grad():
+            best_loss = float(loss_of(network(held_inputs).squeeze(1), held_targets))
+        best_state = {key: value.clone() for key, value in network.state_dict().items()}
     for epoch in range(1, options.max_epochs + 1):  # noqa: B007 (the count is returned)
         network.train()
         order = torch.randperm(len(inputs), generator=generator)
@@ -269,22 +310,40 @@ def _fit(
     return epoch
 
 
+def _fit_wide(torch: Any, network: Any, inputs: Any, targets: Any, *, loss_of: Any) -> None:
+    """Fits the entropy's linear path alone (full batch) and zeroes the MLP's output layer."""
+    last = network.deep[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()
+    entropy = inputs[:, -1:]
+    optimizer = torch.optim.Adam(network.wide.parameters(), lr=0.05)
+    for _ in range(300):
+        optimizer.zero_grad()
+        loss = loss_of(network.wide(entropy).squeeze(1), targets)
+        loss.backward()
+        optimizer.step()
+
+
 def _fold(
     torch: Any,
     network: Any,
     *,
     mean: npt.NDArray[np.float32],
     scale: npt.NDArray[np.float32],
+    hidden_size: int,
 ) -> list[DenseLayer]:
     """The trained network as plain dense layers: the input scaling folded into the first
-    layer, each batch norm (its running statistics) into the layer before it."""
+    layer, each batch norm (its running statistics) into the layer before it, and the
+    entropy's linear term carried by one extra unit per layer (an entropy is never negative,
+    so ReLU passes it unchanged)."""
     nn = torch.nn
-    layers: list[DenseLayer] = []
-    modules = list(network)
+    modules = list(network.deep)
+    layers: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = []  # [out, in]
     for index, module in enumerate(modules):
         if not isinstance(module, nn.Linear):
             continue
-        weight = module.weight.detach().numpy().astype(np.float64)  # [out, in]
+        weight = module.weight.detach().numpy().astype(np.float64)
         bias = module.bias.detach().numpy().astype(np.float64)
         following = modules[index + 1] if index + 1 < len(modules) else None
         if isinstance(following, nn.BatchNorm1d):
@@ -296,7 +355,43 @@ def _fold(
             )
             weight = weight * gain[:, np.newaxis]
         if not layers:  # (x - mean) / scale folded in
-            bias = bias - weight @ (mean / scale)
-            weight = weight / scale[np.newaxis, :]
-        layers.append(DenseLayer(weight.T.astype(np.float32), bias.astype(np.float32)))
-    return layers
+            bias = bias - weight @ (mean[:hidden_size] / scale[:hidden_size])
+            weight = weight / scale[np.newaxis, :hidden_size]
+        layers.append((weight, bias))
+    if network.wide is not None:
+        layers = _with_entropy_term(
+            layers,
+            gain=float(network.wide.weight.detach()[0, 0]) / float(scale[hidden_size]),
+            offset=float(network.wide.bias.detach()[0])
+            - float(network.wide.weight.detach()[0, 0])
+            * float(mean[hidden_size] / scale[hidden_size]),
+        )
+    return [
+        DenseLayer(weight.T.astype(np.float32), bias.astype(np.float32)) for weight, bias in layers
+    ]
+
+
+def _with_entropy_term(
+    layers: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]],
+    *,
+    gain: float,
+    offset: float,
+) -> list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]]:
+    """`layers` taking the entropy as one more input, with `gain * entropy + offset` added
+    to the output: each hidden layer gets a unit that copies the entropy forward."""
+    extended = []
+    for index, (weight, bias) in enumerate(layers):
+        last = index == len(layers) - 1
+        # One more input: the entropy itself (first layer) or the unit carrying it.
+        column = np.zeros((weight.shape[0], 1))
+        if last:
+            column[0, 0] = gain
+            bias = bias + offset
+        weight = np.concatenate([weight, column], axis=1)
+        if not last:  # one more unit, copying that input
+            carry = np.zeros((1, weight.shape[1]))
+            carry[0, -1] = 1.0
+            weight = np.concatenate([weight, carry], axis=0)
+            bias = np.concatenate([bias, [0.0]])
+        extended.append((weight, bias))
+    return extended

@@ -190,3 +190,23 @@ def test_the_cli_asks_for_a_router_file(cli_env):
     )
     assert done.returncode == 2
     assert "needs a router file: give --router PATH" in done.stderr
+
+
+def test_a_router_with_entropy_reads_the_students_entropy():
+    """A router whose only weight is on the entropy input calls where the entropy is above
+    1 nat, whatever the hidden state."""
+    weight = np.zeros((5, 1), np.float32)
+    weight[4, 0] = 20.0
+    router = RouterModel(
+        [DenseLayer(weight, np.array([-20.0], np.float32))],
+        RouterMeta("f" * 64, 4, "test", with_entropy=True),
+    )
+    policy = RouterPolicy(router=router, threshold=0.5, span=2)
+    hidden = np.ones(4, np.float32)
+    sure = np.array([20.0, 0.0, 0.0, 0.0], np.float32)  # entropy ~ 0
+    unsure = np.zeros(8, np.float32)  # entropy ln 8 ~ 2.08
+    step = dict(position=0, tokens_since_call=None, teacher_tokens_used=0, hidden=hidden)
+    assert policy.decide(Step(logits=sure, **step)) == 0
+    assert policy.decide(Step(logits=unsure, **step)) == 2
+    with pytest.raises(ValueError, match="entropy"):
+        router.score(hidden)

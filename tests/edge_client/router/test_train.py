@@ -103,3 +103,21 @@ def test_citers_wider_network_trains_too(unsure_positions):
         (576, 1),
     ]
     assert result.report.auc > 0.7
+
+
+def test_the_entropy_can_be_an_input_too(unsure_positions, tmp_path):
+    result = train_router(
+        unsure_positions,
+        options=TrainOptions(
+            hidden_sizes=(32,), with_entropy=True, batch_size=32, max_epochs=60, threads=1
+        ),
+        student_fingerprint="f" * 64,
+        student_model="SmolLM2",
+    )
+    assert result.router.meta.with_entropy
+    # 32 units and one that carries the entropy to the output layer
+    assert result.router.layers[0].weight.shape == (577, 33)
+    assert result.report.auc > 0.9  # the label is the entropy's: now an input
+    path = tmp_path / "router.npz"
+    result.router.save(path)
+    assert RouterModel.load(path).meta.with_entropy
