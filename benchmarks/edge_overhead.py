@@ -51,6 +51,7 @@ POLICIES: dict[str, Callable[[RouterModel | None], Policy]] = {
 
 def bare_generate(student: LlamaStudent, prompt: list[int], tokens: int) -> float:
     """Tokens/s of llama-cpp-python's own generation loop."""
+    student.set_hidden_states(False)  # as a router relay round may have left it
     student.model.reset()
     stamps = []
     for _ in student.model.llama.generate(prompt, temp=0.0, top_k=1):
@@ -93,6 +94,7 @@ def long_question(student: LlamaStudent) -> list[ChatMessage]:
 
 
 def bare_first_token_s(student: LlamaStudent, prompt: list[int]) -> float:
+    student.set_hidden_states(False)
     student.model.reset()
     started = time.perf_counter()
     next(iter(student.model.llama.generate(prompt, temp=0.0, top_k=1)))
