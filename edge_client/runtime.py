@@ -1,10 +1,12 @@
 """Assembles a relay session from settings: the student, the teacher (remote, local or none),
-the policy and the ledger. Front ends (CLI, chat, a future HTTP API) open one and render the
+the policy and the ledger. Front ends (CLI, chat, the HTTP server) open one and render the
 events it yields; every event is in the ledger before the front end sees it.
 
     with open_runtime(settings) as runtime:
         for event in runtime.answer(messages):
             render(event)
+        runtime.use_session("conversation-2")          # a server: one session per conversation
+        runtime.answer(messages, options=RelayOptions(max_tokens=64))   # this answer's options
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class EdgeRuntime:
     ledger: Ledger
     teacher_label: str  # "HOST:PORT", "local (HOST:PORT)" or "none"
     mode: str | None  # see relay_mode
+    policy: str  # the policy's name, as the ledger records it
     cancel: threading.Event
     _teacher: TeacherClient | None
     router: RouterModel | None = None  # loaded when a policy of the session needs it
@@ -63,11 +66,33 @@ class EdgeRuntime:
         """Teacher-free while offline; back to the configured teacher when online."""
         self.session.teacher = self._teacher if online else None
 
-    def answer(self, messages: Sequence[ChatMessage]) -> Generator[RelayEvent, None, Usage]:
+    def use_session(self, session_id: str) -> None:
+        """Answers from now on belong to the session `session_id` (a conversation of the HTTP
+        server). One the ledger holds goes on where it stopped: its counts, and with them the
+        policy's budget. The student's KV cache is shared: `answer` reuses whatever prefix of
+        the new prompt it holds."""
+        if session_id == self.session.session_id:
+            return
+        record = self.ledger.session(session_id)
+        self.session.session_id = session_id
+        self.session.usage = record.usage if record is not None else Usage()
+
+    def answer(
+        self, messages: Sequence[ChatMessage], *, options: RelayOptions | None = None
+    ) -> Generator[RelayEvent, None, Usage]:
         """The session's answer to `messages`, each event recorded before it is yielded (a
-        teacher call together with its span's tokens)."""
+        teacher call together with its span's tokens). `options` replace the settings' for
+        this answer (max_tokens, sampling, stop strings). The session enters the ledger with
+        its first answer."""
         self.cancel.clear()
-        answer = self.session.answer(messages)
+        self.ledger.start_session(
+            self.session.session_id,
+            student_model=self.session.student.model_name,
+            teacher=self.teacher_label,
+            policy=self.policy,
+            mode=self.mode,
+        )
+        answer = self.session.answer(messages, options=options)
         held: list[RelayEvent] = []
         while True:
             try:
@@ -164,19 +189,12 @@ def open_runtime(settings: EdgeSettings, *, needs_router: bool = False) -> Itera
             ),
             cancel=cancel,
         )
-        mode = relay_mode(session)
-        ledger.start_session(
-            session.session_id,
-            student_model=student.model_name,
-            teacher=label,
-            policy=settings.policy.value,
-            mode=mode,
-        )
         yield EdgeRuntime(
             session=session,
             ledger=ledger,
             teacher_label=label,
-            mode=mode,
+            mode=relay_mode(session),
+            policy=settings.policy.value,
             cancel=cancel,
             _teacher=teacher,
             router=router,

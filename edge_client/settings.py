@@ -22,6 +22,7 @@ from pydantic_settings import SettingsConfigDict
 from edge_client.errors import ConfigError
 from edge_client.ledger.store import default_ledger_path
 from edge_client.policies.registry import PolicyName
+from edge_client.serve.settings import ServeSettings
 from edge_client.teacher.address import parse_address
 from edge_client.teacher.channel import ChannelSecurity
 from edge_client.teacher.settings import TeacherClientSettings
@@ -36,7 +37,7 @@ def default_config_file() -> Path:
 
 
 class EdgeSettings(FileSettings):
-    """Everything `relay-edge ask` and `relay-edge chat` can be told."""
+    """Everything `relay-edge ask`, `chat` and `serve` can be told."""
 
     model_config = SettingsConfigDict(
         env_prefix="RELAY_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -156,6 +157,10 @@ class EdgeSettings(FileSettings):
     tls_key: Path | None = Field(default=None, description="Private key (PEM) of --tls-cert.")
     teacher_client: TeacherClientSettings = Field(
         default_factory=TeacherClientSettings, description="Deadlines, retries, circuit breaker."
+    )
+    serve: ServeSettings = Field(
+        default_factory=ServeSettings,
+        description="relay-edge serve: address, API keys, queue, shutdown grace.",
     )
 
     @field_validator("teacher")

@@ -14,11 +14,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import jinja2
-import llama_cpp
-import llama_cpp.llama_cpp as llama_lib
 import numpy as np
 import numpy.typing as npt
-from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from relay_common.chat import ChatMessage
 from relay_common.errors import (
@@ -28,6 +25,7 @@ from relay_common.errors import (
     ModelNotFoundError,
 )
 from relay_common.fingerprint import tokenizer_fingerprint
+from relay_common.llama_import import llama_cpp, llama_lib
 
 # Used when a GGUF has no chat template (base models such as Gemma-3-270M). Base models answer
 # "Question: …\nAnswer:" far better than a chat layout (Gemma-3-270M: "Paris" where "User: …
@@ -136,7 +134,7 @@ class GgufModel:
         template = chat_template or embedded or PLAIN_CHAT_TEMPLATE
         self.has_chat_template = bool(chat_template or embedded)
         try:
-            self._chat = Jinja2ChatFormatter(
+            self._chat = llama_cpp.llama_chat_format.Jinja2ChatFormatter(
                 template=template,
                 eos_token=self._piece_text(self.llama.token_eos()),
                 bos_token=self._piece_text(self.llama.token_bos()),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -23,6 +25,7 @@ from edge_client.ledger.store import Ledger
 from edge_client.pairs import PairName, apply_pair
 from edge_client.policies.registry import PolicyName
 from edge_client.router.training import TrainOptions
+from edge_client.serve.settings import ServeSettings
 from edge_client.settings import EdgeSettings, load_settings
 from relay_common.errors import RelayCommonError
 
@@ -34,19 +37,21 @@ app = typer.Typer(
 )
 
 
-def _help(name: str) -> str:
-    """A flag's help: the setting's description and default, so the two never disagree."""
-    field = EdgeSettings.model_fields[name]
+def _help(name: str, *, table: str | None = None) -> str:
+    """A flag's help: the setting's description and default, so the two never disagree.
+    `table` names a nested settings table (serve)."""
+    model = ServeSettings if table == "serve" else EdgeSettings
+    field = model.model_fields[name]
     default = field.get_default(call_default_factory=False)
     shown = getattr(default, "value", default)
-    notes = [f"env RELAY_{name.upper()}"]
+    notes = [f"env RELAY_{table.upper() + '__' if table else ''}{name.upper()}"]
     if shown not in (None, False) and not field.default_factory:
         notes.insert(0, f"default {shown}")
     return f"{field.description} ({'; '.join(notes)})"
 
 
-def _option(name: str, *flags: str) -> typer.models.OptionInfo:
-    return typer.Option(*flags, help=_help(name), show_default=False)
+def _option(name: str, *flags: str, table: str | None = None) -> typer.models.OptionInfo:
+    return typer.Option(*flags, help=_help(name, table=table), show_default=False)
 
 
 Teacher = Annotated[str | None, _option("teacher")]
@@ -83,6 +88,47 @@ EntropyBound = Annotated[float | None, _option("entropy_bound")]
 Config = Annotated[
     Path | None, typer.Option(help="TOML config file (default: RELAY_CONFIG or the user's one).")
 ]
+Host = Annotated[str | None, _option("host", table="serve")]
+Port = Annotated[int | None, _option("port", table="serve")]
+ServeApiKeyFile = Annotated[
+    Path | None, _option("api_key_file", "--serve-api-key-file", table="serve")
+]
+AllowInsecure = Annotated[bool | None, _option("allow_insecure", "--allow-insecure", table="serve")]
+Queue = Annotated[int | None, _option("queue", table="serve")]
+Grace = Annotated[float | None, _option("grace_s", "--grace", table="serve")]
+
+
+def takes_options_of(
+    source: Callable[..., None],
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Gives a command every flag of `source` after its own; the command receives them in its
+    `**flags`. `serve` takes `chat`'s this way, so a flag added to `chat` reaches `serve` too.
+
+        @app.command()
+        @takes_options_of(chat)
+        def serve(port: Port = None, **flags: Any) -> None: ...
+    """
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        own = inspect.signature(command, eval_str=True)
+        parameters = [p for p in own.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        names = {p.name for p in parameters}
+        parameters += [
+            p
+            for p in inspect.signature(source, eval_str=True).parameters.values()
+            if p.name not in names
+        ]
+
+        @functools.wraps(command)
+        def with_options(**values: Any) -> None:
+            command(**values)
+
+        # typer reads the signature and the annotations: both list every flag.
+        with_options.__signature__ = own.replace(parameters=parameters)  # type: ignore[attr-defined]
+        with_options.__annotations__ = {p.name: p.annotation for p in parameters}
+        return with_options
+
+    return decorate
 
 
 @app.command()
@@ -154,6 +200,48 @@ def chat(
     """Chat with the student; it relays to the teacher where it is unsure."""
     settings = _settings(locals())
     _guarded(lambda: run_chat(settings, console=_OUT))
+
+
+@app.command()
+@takes_options_of(chat)
+def serve(
+    host: Host = None,
+    port: Port = None,
+    serve_api_key_file: ServeApiKeyFile = None,
+    allow_insecure: AllowInsecure = None,
+    queue: Queue = None,
+    grace: Grace = None,
+    **flags: Any,
+) -> None:
+    """Serve relay decoding behind an OpenAI-compatible API (/v1) and a chat page (/).
+
+    Takes every student, teacher and policy flag of `chat`."""
+    own = {
+        "host": host,
+        "port": port,
+        "api_key_file": serve_api_key_file,
+        "allow_insecure": allow_insecure,
+        "queue": queue,
+        "grace_s": grace,
+    }
+    given = {name: value for name, value in own.items() if value is not None}
+    settings = _settings({**flags, "serve": given or None})
+    _guarded(lambda: _run_server(settings))
+
+
+def _run_server(settings: EdgeSettings) -> None:
+    try:
+        from edge_client.serve.server import run_server
+    except ImportError as exc:
+        if exc.name not in _SERVE_PACKAGES:
+            raise
+        raise ConfigError(
+            f"relay-edge serve needs the package {exc.name}: pip install 'relay-decoding[serve]'"
+        ) from exc
+    run_server(settings, out=_OUT)
+
+
+_SERVE_PACKAGES = {"uvicorn", "starlette", "sse_starlette"}
 
 
 @app.command(name="eval")

@@ -137,3 +137,26 @@ def m002_call_reconciliation_and_answer_status(db: sqlite3.Connection) -> None:
         """
     )
     db.execute("CREATE INDEX answers_session ON answers (session_id)")
+
+
+@migration
+def m003_answer_usage(db: sqlite3.Connection) -> None:
+    # Each answer's own counts (the same Usage counters as the session's), so an answer that
+    # was cancelled (finish_reason 'cancelled': the user stopped it, or an HTTP client went
+    # away) keeps the tokens it had. Answers recorded before stay at zero.
+    for column in (
+        "prompt_tokens INTEGER NOT NULL DEFAULT 0",
+        "student_tokens INTEGER NOT NULL DEFAULT 0",
+        "teacher_tokens INTEGER NOT NULL DEFAULT 0",
+        "command_tokens INTEGER NOT NULL DEFAULT 0",
+        "teacher_calls INTEGER NOT NULL DEFAULT 0",
+        "teacher_failures INTEGER NOT NULL DEFAULT 0",
+        "retries INTEGER NOT NULL DEFAULT 0",
+        "fallback_spans INTEGER NOT NULL DEFAULT 0",
+        "fallback_tokens INTEGER NOT NULL DEFAULT 0",
+        "teacher_latency_ms REAL NOT NULL DEFAULT 0",
+        "wire_bytes INTEGER NOT NULL DEFAULT 0",
+        "calls_not_sent INTEGER NOT NULL DEFAULT 0",
+        "cancelled_calls INTEGER NOT NULL DEFAULT 0",
+    ):
+        db.execute(f"ALTER TABLE answers ADD COLUMN {column}")

@@ -79,6 +79,7 @@ class AnswerEndReason(enum.Enum):
     END_OF_ANSWER = "end_of_answer"  # the student or a teacher span ended the answer
     MAX_TOKENS = "max_tokens"  # the answer reached its token limit
     CONTEXT_FULL = "context_full"  # the student's context window is full
+    STOP_STRING = "stop_string"  # the answer's text reached one of its stop strings
     CANCELLED = "cancelled"  # the caller stopped the answer
 
 

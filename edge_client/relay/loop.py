@@ -4,6 +4,7 @@ TeacherClient and Policy interfaces; it yields events and returns the answer's u
 
     session = RelaySession(student=..., teacher=..., policy=..., options=RelayOptions())
     usage = yield from session.answer(messages)      # or: for event in session.answer(...)
+    session.answer(messages, options=RelayOptions(max_tokens=64, stop=("\n\n",)))  # this once
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ Events = Generator[RelayEvent, None, AnswerEndReason | None]
 class RelayOptions:
     max_tokens: int = 512  # generated tokens per answer, student and teacher together
     sampling: SamplingParams = field(default_factory=SamplingParams)
+    # The answer ends once its visible text holds one of these (an OpenAI request's `stop`);
+    # the text up to it has been yielded: a front end that must not show it holds it back.
+    stop: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -55,11 +59,13 @@ class _Answer:
     """State of the answer being written."""
 
     messages: Sequence[ChatMessage]
+    options: RelayOptions
     teacher_context: list[int]  # prompt + answer without command tokens (token mode)
     usage: Usage = field(default_factory=Usage)
     visible_text: str = ""  # what the user saw so far (text mode's assistant prefix)
     generated: int = 0
     last_call_end: int | None = None
+    stop_checked: int = 0  # visible text already searched for stop strings
     # One decoder for the whole answer: a character split across tokens (or spans) is held
     # back until its last byte arrives.
     decoder: codecs.IncrementalDecoder = field(
@@ -114,12 +120,16 @@ class RelaySession:
                 return None
         return self.token_mode
 
-    def answer(self, messages: Sequence[ChatMessage]) -> Generator[RelayEvent, None, Usage]:
-        """Writes the assistant's answer to `messages`, yielding events as it goes."""
+    def answer(
+        self, messages: Sequence[ChatMessage], *, options: RelayOptions | None = None
+    ) -> Generator[RelayEvent, None, Usage]:
+        """Writes the assistant's answer to `messages`, yielding events as it goes; `options`
+        replace the session's for this answer only."""
+        options = options or self.options
         prompt = self.student.render_prompt(messages)
-        answer = _Answer(messages=messages, teacher_context=list(prompt))
+        answer = _Answer(messages=messages, options=options, teacher_context=list(prompt))
         self.policy.start_answer()
-        sampler = Sampler(self.options.sampling)
+        sampler = Sampler(options.sampling)
         reason: AnswerEndReason | None = None
         try:
             self.student.set_hidden_states(self.policy.needs_hidden)
@@ -137,7 +147,9 @@ class RelaySession:
     def _step(self, answer: _Answer, sampler: Sampler) -> Events:
         if self.cancel.is_set():
             return AnswerEndReason.CANCELLED
-        remaining = self.options.max_tokens - answer.generated
+        if _reached_stop(answer):
+            return AnswerEndReason.STOP_STRING
+        remaining = answer.options.max_tokens - answer.generated
         if remaining <= 0:
             return AnswerEndReason.MAX_TOKENS
         since_call = (
@@ -210,7 +222,7 @@ class RelaySession:
             return (yield from self._fallback(answer, sampler, span))
         # The span was counted in teacher tokens; in text mode the student's tokens of the same
         # text may be more. Only the answer's budget and the student's context bound it.
-        room = min(self.options.max_tokens - answer.generated, self.student.context_room())
+        room = min(answer.options.max_tokens - answer.generated, self.student.context_room())
         clipped = len(token_ids) > room
         token_ids = token_ids[: max(room, 0)]
         yield self._emit(
@@ -246,6 +258,8 @@ class RelaySession:
         for _ in range(span):
             if self.cancel.is_set():
                 return AnswerEndReason.CANCELLED
+            if _reached_stop(answer):
+                return AnswerEndReason.STOP_STRING
             seen = len(answer.visible_text)
             reason = yield from self._student_token(answer, sampler, Source.FALLBACK)
             if reason is not None:
@@ -266,7 +280,7 @@ class RelaySession:
             "session_id": self.session_id,
             "request_id": request_id,
             "max_tokens": min(span, info.max_span_tokens),
-            "sampling": self.options.sampling,
+            "sampling": answer.options.sampling,
             "stop_at_line_end": self.policy.span_ends_at_line,
         }
         if self.token_mode:
@@ -319,6 +333,18 @@ class RelaySession:
         answer.usage.add(event)
         self.usage.add(event)
         return event
+
+
+def _reached_stop(answer: _Answer) -> bool:
+    """True once the visible text holds a stop string; searches only the text new since the
+    last look (and the tail a stop string may have begun in)."""
+    stops = answer.options.stop
+    if not stops:
+        return False
+    text = answer.visible_text
+    start = max(0, answer.stop_checked - max(map(len, stops)) + 1)
+    answer.stop_checked = len(text)
+    return any(stop in text[start:] for stop in stops)
 
 
 def _outcome_of(error: TeacherCallError) -> CallOutcome:

@@ -24,12 +24,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import llama_cpp.llama_cpp as llama_lib
 import numpy as np
 import numpy.typing as npt
 
 from relay_common.errors import ModelLoadError
 from relay_common.gguf import GgufModel
+from relay_common.llama_import import llama_lib
 
 
 class DecodeError(RuntimeError):

@@ -39,12 +39,12 @@ from cloud_teacher.errors import ConfigError, EngineDeadError, InvalidRequestErr
 from cloud_teacher.requests import Limits, SpanRequest, TokenContext, check_context_length
 from cloud_teacher.settings import TeacherSettings
 from cloud_teacher.spans import FinishReason, Piece, SpanEnd
-from cloud_teacher.stop_strings import StopScanner
 from relay_common.embedded import smollm2_path
 from relay_common.errors import ModelNotFoundError
 from relay_common.fingerprint import tokenizer_fingerprint
 from relay_common.gguf import PLAIN_TURN_MARKERS
 from relay_common.line_end import LineEnd
+from relay_common.stop_strings import StopScanner
 
 log = logging.getLogger(__name__)
 

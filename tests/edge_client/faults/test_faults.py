@@ -63,6 +63,7 @@ def recorded_answer(student, address, ledger: Ledger, *, on_event=lambda event: 
         ledger=ledger,
         teacher_label=address,
         mode="token",
+        policy="always",
         cancel=session.cancel,
         _teacher=client,
     )
