@@ -19,11 +19,13 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_client.errors import ConfigError
 from edge_client.ledger.store import Ledger
-from edge_client.policies.registry import build_policy
+from edge_client.policies.registry import PolicyName, build_policy
 from edge_client.relay.events import RelayEvent, TeacherCall
 from edge_client.relay.loop import RelayOptions, RelaySession
 from edge_client.relay.usage import Usage
+from edge_client.router.model import RouterModel
 from edge_client.settings import LOCAL_TEACHER, EdgeSettings, channel_security
 from edge_client.student.llama_student import LlamaStudent
 from edge_client.teacher.address import check_host_exists
@@ -51,6 +53,7 @@ class EdgeRuntime:
     policy: str  # the policy's name, as the ledger records it
     cancel: threading.Event
     _teacher: TeacherClient | None
+    router: RouterModel | None = None  # loaded when a policy of the session needs it
 
     @property
     def teacher_state(self) -> TeacherState | None:
@@ -133,9 +136,13 @@ def _relay_teacher_installed() -> bool:
 
 
 @contextmanager
-def open_runtime(settings: EdgeSettings) -> Iterator[EdgeRuntime]:
-    """Loads the student, connects (or starts) the teacher, opens the ledger."""
+def open_runtime(settings: EdgeSettings, *, needs_router: bool = False) -> Iterator[EdgeRuntime]:
+    """Loads the student, connects (or starts) the teacher, opens the ledger; loads the router
+    file when the policy (or, with `needs_router`, a later one: eval) routes with it."""
     target = resolve_teacher(settings)
+    router = None
+    if needs_router or settings.policy is PolicyName.ROUTER:
+        router = read_router(settings)  # before the slow part: a bad file fails at once
     # The local teacher is plaintext on loopback without keys; a remote one may not be.
     security = None
     if target not in (None, LOCAL_TEACHER):
@@ -152,6 +159,12 @@ def open_runtime(settings: EdgeSettings) -> Iterator[EdgeRuntime]:
             n_threads=settings.threads,
         )
         stack.callback(student.close)
+        if router is not None:
+            router.check_student(
+                fingerprint=student.fingerprint,
+                hidden_size=student.hidden_size,
+                name=student.model_name,
+            )
         teacher: TeacherClient | None = None
         label = "none"
         if target == LOCAL_TEACHER:
@@ -182,6 +195,7 @@ def open_runtime(settings: EdgeSettings) -> Iterator[EdgeRuntime]:
                 accept_prob=settings.accept_prob,
                 draft=settings.draft,
                 draft_window=settings.draft_window,
+                router=router,
             ),
             options=RelayOptions(
                 max_tokens=settings.max_tokens,
@@ -199,7 +213,19 @@ def open_runtime(settings: EdgeSettings) -> Iterator[EdgeRuntime]:
             policy=settings.policy.value,
             cancel=cancel,
             _teacher=teacher,
+            router=router,
         )
+
+
+def read_router(settings: EdgeSettings) -> RouterModel:
+    """The router file the settings name (not yet checked against the student)."""
+    if settings.router is None:
+        raise ConfigError(
+            "the router policy needs a router file: give --router PATH (train one with "
+            "`relay-edge router collect` and `relay-edge router train`), or --pair "
+            "qwen2.5-coder, whose router ships"
+        )
+    return RouterModel.load(settings.router)
 
 
 def relay_mode(session: RelaySession) -> str | None:

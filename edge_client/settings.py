@@ -91,7 +91,13 @@ class EdgeSettings(FileSettings):
         default=0.5,
         ge=0,
         le=1,
-        description="confidence: call when the top-token probability is below this.",
+        description="confidence: call when the top-token probability is below this; "
+        "router: when the router's score is above this.",
+    )
+    router: Path | None = Field(
+        default=None,
+        description="router: the router file (`relay-edge router train`); default: the "
+        "router shipped for the --pair.",
     )
     entropy_bound: float = Field(
         default=1.5,

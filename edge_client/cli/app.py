@@ -17,12 +17,14 @@ from edge_client.cli.ask import run_ask
 from edge_client.cli.chat import run_chat
 from edge_client.cli.evaluate import run_eval
 from edge_client.cli.prompt_input import read_prompt
+from edge_client.cli.router import run_collect, run_show, run_train
 from edge_client.cli.usage_view import print_usage
 from edge_client.errors import ConfigError, EdgeError
 from edge_client.eval.plan import DEFAULT_SPECS
 from edge_client.ledger.store import Ledger
 from edge_client.pairs import PairName, apply_pair
 from edge_client.policies.registry import PolicyName
+from edge_client.router.training import TrainOptions
 from edge_client.serve.settings import ServeSettings
 from edge_client.settings import EdgeSettings, load_settings
 from relay_common.errors import RelayCommonError
@@ -59,6 +61,8 @@ TeacherModel = Annotated[Path | None, _option("teacher_model")]
 Student = Annotated[Path | None, _option("student")]
 Policy = Annotated[PolicyName | None, _option("policy")]
 Threshold = Annotated[float | None, _option("threshold")]
+Router = Annotated[Path | None, _option("router")]
+Threads = Annotated[int | None, _option("threads")]
 Span = Annotated[int | None, _option("span")]
 MinGap = Annotated[int | None, _option("min_gap")]
 Budget = Annotated[int | None, _option("budget")]
@@ -143,6 +147,7 @@ def ask(
     student: Student = None,
     policy: Policy = None,
     threshold: Threshold = None,
+    router: Router = None,
     entropy_bound: EntropyBound = None,
     span: Span = None,
     min_gap: MinGap = None,
@@ -179,6 +184,7 @@ def chat(
     student: Student = None,
     policy: Policy = None,
     threshold: Threshold = None,
+    router: Router = None,
     entropy_bound: EntropyBound = None,
     span: Span = None,
     min_gap: MinGap = None,
@@ -257,16 +263,17 @@ def evaluate(
     setting: Annotated[
         list[str] | None,
         typer.Option(
-            help="A setting to run (repeatable): never, teacher, always[:K], confidence:θ "
-            "and entropy:B (each with an optional :K span), step:B, verify:P[:K[:D]] (K: "
-            "--span, D: --draft), random[:P], command; random~S: the cost-matched random of "
-            "setting S alone. "
+            help="A setting to run (repeatable): never, teacher, always[:K], confidence:θ, "
+            "entropy:B and router:τ (each with an optional :K span), step:B, verify:P[:K[:D]] "
+            "(K: --span, D: --draft), random[:P], command; random~S: the cost-matched random "
+            "of setting S alone. "
             "Default: " + " ".join(DEFAULT_SPECS)
         ),
     ] = None,
     teacher: Teacher = None,
     teacher_model: TeacherModel = None,
     student: Student = None,
+    router: Router = None,
     span: Span = None,
     draft: Draft = None,
     min_gap: MinGap = None,
@@ -297,6 +304,97 @@ def evaluate(
             err=_ERR,
         )
     )
+
+
+router_app = typer.Typer(
+    help="CITER's learned router: collect teacher-forced positions, train the MLP, show one.",
+    no_args_is_help=True,
+)
+app.add_typer(router_app, name="router")
+
+
+@router_app.command(name="collect")
+def router_collect(
+    dataset: Annotated[
+        Path, typer.Option(help="Training items, JSONL (GSM8K train: question, answer).")
+    ],
+    out: Annotated[Path, typer.Option(help="Collection directory; a rerun resumes it.")],
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N items.")] = None,
+    student: Student = None,
+    teacher_model: TeacherModel = None,
+    max_tokens: MaxTokens = None,
+    threads: Threads = None,
+    pair: Pair = None,
+    config: Config = None,
+) -> None:
+    """Collect training positions: the teacher's right answers, read by both models."""
+    settings = _settings(locals())
+    _guarded(lambda: run_collect(settings, dataset=dataset, out=out, limit=limit, err=_ERR))
+
+
+@router_app.command(name="train")
+def router_train(
+    directories: Annotated[
+        list[Path], typer.Argument(help="Directories made by `router collect` (one student).")
+    ],
+    out: Annotated[Path, typer.Option(help="The router file to write (.npz).")],
+    hidden: Annotated[
+        str,
+        typer.Option(
+            help="Hidden layer widths, comma-separated (CITER's: 2H,H, e.g. 1792,896 for a "
+            "896-wide student)."
+        ),
+    ] = "128",
+    with_entropy: Annotated[
+        bool,
+        typer.Option(
+            "--with-entropy",
+            help="Give the MLP the student's next-token entropy too, beside its hidden state.",
+        ),
+    ] = False,
+    accept_prob: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=1,
+            help="Also count the student right where the teacher gives its token at least "
+            "this probability (0: CITER's labels).",
+        ),
+    ] = 0.0,
+    holdout: Annotated[
+        float, typer.Option(min=0.05, max=0.5, help="Share of the items held out.")
+    ] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed of the split and the training.")] = 0,
+    threads: Annotated[int | None, typer.Option(min=1, help="torch's CPU threads.")] = None,
+) -> None:
+    """Train the router on CPU (the router-train extra): held-out AUC, calibration."""
+    options = TrainOptions(
+        hidden_sizes=_guarded(lambda: _widths(hidden)),
+        with_entropy=with_entropy,
+        accept_prob=accept_prob,
+        holdout=holdout,
+        seed=seed,
+        threads=threads,
+    )
+    _guarded(lambda: run_train(directories, out=out, options=options, console=_OUT, err=_ERR))
+
+
+@router_app.command(name="show")
+def router_show(
+    path: Annotated[Path, typer.Argument(help="A router file.")],
+) -> None:
+    """Print a router's student, layers and provenance as JSON."""
+    _guarded(lambda: run_show(path, console=_OUT))
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        widths = ()
+    if not widths or min(widths) < 1:
+        raise ConfigError(f"--hidden {text!r}: give layer widths such as 128 or 1792,896")
+    return widths
 
 
 @app.command()
@@ -331,7 +429,8 @@ def _settings(flags: dict[str, object]) -> EdgeSettings:
     flags = {name: value for name, value in flags.items() if name not in _NOT_SETTINGS}
     config = flags.pop("config")
     pair = flags.pop("pair", None)
-    flags["system_prompt"] = flags.pop("system", None)
+    if "system" in flags:
+        flags["system_prompt"] = flags.pop("system")
     return _guarded(
         lambda: load_settings(config_file=config, **apply_pair(pair, flags))  # type: ignore[arg-type]
     )

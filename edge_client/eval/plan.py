@@ -5,10 +5,11 @@ always[:K]       the teacher every K tokens   command        RelayLLM's <call>n<
 confidence:θ     top-token probability < θ    entropy:B      next-token entropy > B nats
 step:B           entropy > B as a step starts random:P       a call with probability P
                  (the teacher writes the line)
+router:τ         the router's score > τ (--router, or the pair's shipped router)
 verify:P[:K[:D]] the teacher checks drafts of D tokens and writes K where it rejects one
                  (a token it gives < P, not its own top token); K: --span, D: --draft
-random           one random setting per confidence/entropy/step/verify setting, at the call
-                 rate that matches the teacher-token share that setting measured (cost-matched)
+random           one random setting per confidence/entropy/step/router/verify setting, at
+                 the call rate matching the teacher-token share that setting measured
 random~S         the cost-matched random setting of setting S only (S must run too)
 """
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from edge_client.errors import ConfigError
 from edge_client.policies.base import Policy
 from edge_client.policies.registry import PolicyName, build_policy, call_span
+from edge_client.router.model import RouterModel
 from edge_client.settings import EdgeSettings
 
 DEFAULT_SPECS = (
@@ -37,7 +39,9 @@ _THRESHOLDED = {
     PolicyName.CONFIDENCE: "θ",
     PolicyName.ENTROPY: "nats",
     PolicyName.STEP: "nats",
+    PolicyName.ROUTER: "score",
 }
+_PROBABILITIES = {PolicyName.CONFIDENCE, PolicyName.ROUTER, PolicyName.RANDOM}  # 0..1
 # The settings a cost-matched random setting may match.
 _MATCHABLE = {*_THRESHOLDED, PolicyName.VERIFY}
 
@@ -56,14 +60,23 @@ class EvalSetting:
         """The curve this setting is a point of ("teacher" for the teacher alone)."""
         return "teacher" if self.key == "teacher" else self.policy.value
 
-    def build(self, settings: EdgeSettings, *, rate: float | None, seed: int) -> Policy:
-        """This setting's policy; `rate` is the matched call rate of a cost-matched random."""
+    def build(
+        self,
+        settings: EdgeSettings,
+        *,
+        rate: float | None,
+        seed: int,
+        router: RouterModel | None = None,
+    ) -> Policy:
+        """This setting's policy; `rate` is the matched call rate of a cost-matched random,
+        `router` the router file of a router setting."""
         value = self.value if rate is None else rate
+        thresholded = self.policy in {PolicyName.CONFIDENCE, PolicyName.ROUTER}
         return build_policy(
             self.policy,
             span=self.span,
             max_span=settings.max_span,
-            threshold=value if self.policy is PolicyName.CONFIDENCE else settings.threshold,
+            threshold=value if thresholded else settings.threshold,
             entropy_bound=value if self.policy in {PolicyName.ENTROPY, PolicyName.STEP} else 0.0,
             min_gap=settings.min_gap,
             budget=None,
@@ -72,6 +85,7 @@ class EvalSetting:
             accept_prob=value if self.policy is PolicyName.VERIFY else settings.accept_prob,
             draft=self.draft or settings.draft,
             draft_window=settings.draft_window,
+            router=router,
         )
 
 
@@ -96,15 +110,17 @@ def plan_settings(specs: list[str], settings: EdgeSettings) -> list[EvalSetting]
     thresholded = [item for item in planned if item.policy in _MATCHABLE]
     if match_all and not thresholded:
         raise ConfigError(
-            "the setting `random` matches the cost of confidence, entropy, step or verify "
-            "settings; add one (e.g. --setting confidence:0.4) or give a rate (random:0.05)"
+            "the setting `random` matches the cost of confidence, entropy, step, router or "
+            "verify settings; add one (e.g. --setting confidence:0.4) or give a rate "
+            "(random:0.05)"
         )
     thresholded_keys = {item.key for item in thresholded}
     unmatched = [key for key in matched_keys if key not in thresholded_keys]
     if unmatched:
         raise ConfigError(
             f"random~{unmatched[0]} matches the cost of {unmatched[0]}, which must run too "
-            f"(--setting {unmatched[0]}) and be a confidence, entropy, step or verify setting"
+            f"(--setting {unmatched[0]}) and be a confidence, entropy, step, router or verify "
+            "setting"
         )
     planned += [
         EvalSetting(
@@ -138,7 +154,7 @@ def _setting(name: str, argument: str, *, spec: str, settings: EdgeSettings) -> 
     except ValueError:
         raise ConfigError(
             f"unknown setting {spec!r}; use never, teacher, always[:K], confidence:θ, "
-            "entropy:B, step:B, verify:P[:K[:D]], random[:P], random~SETTING or command"
+            "entropy:B, step:B, router:τ, verify:P[:K[:D]], random[:P], random~SETTING or command"
         ) from None
     if name == "teacher":
         return EvalSetting(key="teacher", policy=policy, span=settings.max_span)
@@ -154,7 +170,7 @@ def _setting(name: str, argument: str, *, spec: str, settings: EdgeSettings) -> 
             raise ConfigError(f"setting {spec!r} needs a value, e.g. {name}:0.4")
         argument, _, span_argument = argument.partition(":")
         value = _number(argument, spec=spec, kind=float)
-        if policy in {PolicyName.CONFIDENCE, PolicyName.RANDOM} and not 0 <= value <= 1:
+        if policy in _PROBABILITIES and not 0 <= value <= 1:
             raise ConfigError(f"setting {spec!r}: the value must be between 0 and 1")
         if value < 0:
             raise ConfigError(f"setting {spec!r}: the entropy bound must not be negative")

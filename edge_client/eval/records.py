@@ -95,12 +95,19 @@ class RecordLog:
         manifest = self.directory / "run.json"
         if manifest.is_file():
             recorded = json.loads(manifest.read_text(encoding="utf-8"))
-            changed = sorted(key for key in options if recorded.get(key) != options[key])
+            changed = sorted(
+                key for key in options if key in recorded and recorded[key] != options[key]
+            )
             if changed:
                 details = ", ".join(f"{k}: {recorded.get(k)!r} → {options[k]!r}" for k in changed)
                 raise ConfigError(
                     f"{self.directory} holds records made with other options ({details}); "
                     "rerun with those options to resume, or give another --out"
+                )
+            added = {key: value for key, value in options.items() if key not in recorded}
+            if added:  # e.g. the router, once router settings join a run
+                manifest.write_text(
+                    json.dumps({**recorded, **added}, indent=2) + "\n", encoding="utf-8"
                 )
         else:
             manifest.write_text(json.dumps(options, indent=2) + "\n", encoding="utf-8")

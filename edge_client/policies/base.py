@@ -18,6 +18,9 @@ class Step:
     tokens_since_call: int | None  # tokens since the last teacher call in this answer, if any
     teacher_tokens_used: int  # teacher tokens appended so far in this session
     line_so_far: str = ""  # the answer's current line before this position ("": a line starts)
+    # The student's final hidden state behind `logits` (read-only view); only for a policy
+    # that sets `needs_hidden`, None otherwise.
+    hidden: npt.NDArray[np.float32] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,9 @@ class Policy(ABC):
     # Set: the student drafts and the teacher checks every draft (token mode); `decide` only
     # serves where drafts cannot be checked (a teacher in text mode).
     draft_checks: DraftChecks | None = None
+    # True: each Step carries the student's final hidden state (the student keeps it only
+    # for such a policy, so the others pay nothing for it).
+    needs_hidden: bool = False
 
     def start_answer(self) -> None:  # noqa: B027 (an optional hook, not abstract)
         """Called before each answer of a session."""

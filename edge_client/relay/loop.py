@@ -111,6 +111,7 @@ class RelaySession:
         sampler = Sampler(options.sampling)
         reason: AnswerEndReason | None = None
         try:
+            self.student.set_hidden_states(self.policy.needs_hidden)
             cached = self.student.sync(prompt)
             yield answer.record(AnswerStarted(prompt_tokens=len(prompt) - cached))
             verifier = self._verifier(sampler)
@@ -162,6 +163,7 @@ class RelaySession:
             tokens_since_call=since_call,
             teacher_tokens_used=self.usage.teacher_tokens,
             line_so_far=answer.visible_text.rpartition("\n")[2],
+            hidden=self.student.next_hidden() if self.policy.needs_hidden else None,
         )
         wanted = self.policy.decide(step)
         # In text mode the teacher continues the visible text: a character the student has

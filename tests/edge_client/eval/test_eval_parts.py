@@ -107,7 +107,7 @@ def test_plan_names_verify_settings_in_full_and_matches_their_cost():
         (["never:3"], "takes no value"),
         (["random"], "matches the cost"),
         (["random~entropy:2", "entropy:1"], "random~entropy:2 .* must run too"),
-        (["random~never", "never"], "be a confidence, entropy, step or verify setting"),
+        (["random~never", "never"], "be a confidence, entropy, step, router or verify"),
         (["verify"], "write verify:P"),
         (["verify:0.1:1:32:4"], "write verify:P"),
         (["verify:2"], "between 0 and 1"),
