@@ -142,7 +142,10 @@ def _run_options(settings: EdgeSettings, *, dataset: Path) -> dict[str, object]:
 
 def _table(summaries: Sequence[SettingSummary]) -> Table:
     table = Table(title="relay quality")
-    for column in ("setting", "n", "accuracy [95 % CI]", "teacher tok", "read", "gap recovered"):
+    for column in (
+        "setting", "n", "accuracy [95 % CI]", "teacher tok", "read", "gap recovered",
+        "vs never: +/- (p)",
+    ):  # fmt: skip
         table.add_column(column, justify="left" if column == "setting" else "right")
     for column in ("calls/answer", "student tok/s", "teacher tok/s", "fallbacks", "wall s"):
         table.add_column(column, justify="right")
@@ -154,6 +157,7 @@ def _table(summaries: Sequence[SettingSummary]) -> Table:
             f"{100 * s.teacher_token_ratio:.2f} %",
             f"{100 * s.teacher_read_ratio:.0f} %",
             "" if s.gap_recovered is None else f"{100 * s.gap_recovered:.0f} %",
+            "" if s.mcnemar_p is None else f"{s.gained}/{s.lost} ({s.mcnemar_p:.2g})",
             f"{s.calls_per_answer:.2f}",
             f"{s.student_tokens_per_s:.1f}",
             f"{s.teacher_tokens_per_s:.1f}",

@@ -5,6 +5,9 @@ teacher_token_ratio  teacher tokens ÷ all generated tokens (the paper's call ra
 teacher_read_ratio   draft tokens the teacher read to check them ÷ all generated tokens (the
                    verify policy's other cost: reading is a batched prefill, not generation)
 gap_recovered      (accuracy - student alone) ÷ (teacher alone - student alone), when both ran
+gained / lost      items this setting answers right and the student alone wrong / the reverse,
+                   with the exact McNemar p of that split (when `never` ran: item by item is
+                   how a policy's gain shows through the noise of near-ties; see relay-quality)
 student/teacher tokens per second: student tokens over the time not spent in teacher calls;
                    teacher tokens over the edge-measured time of teacher calls (wire included)
 """
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from edge_client.eval.plan import EvalSetting
 from edge_client.eval.records import EvalRecord, read_share, teacher_share
@@ -39,6 +42,9 @@ class SettingSummary:
     wall_s: float
     rate: float | None = None  # the call rate of a cost-matched random setting
     gap_recovered: float | None = None
+    gained: int | None = None  # against `never`, item by item
+    lost: int | None = None
+    mcnemar_p: float | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {key: _rounded(value) for key, value in asdict(self).items()}
@@ -53,12 +59,30 @@ def summarize(
     ]
     by_key = {summary.setting: summary for summary in summaries}
     student, teacher = by_key.get("never"), by_key.get("teacher")
-    if student is None or teacher is None or teacher.accuracy == student.accuracy:
+    if student is None:
+        return summaries
+    student_right = {record.item_id: record.correct for record in records_of["never"]}
+    summaries = [
+        _against_student(summary, records_of[summary.setting], student_right)
+        if summary is not student
+        else summary
+        for summary in summaries
+    ]
+    if teacher is None or teacher.accuracy == student.accuracy:
         return summaries
     gap = teacher.accuracy - student.accuracy
     return [
-        _with_gap(summary, (summary.accuracy - student.accuracy) / gap) for summary in summaries
+        replace(summary, gap_recovered=(summary.accuracy - student.accuracy) / gap)
+        for summary in summaries
     ]
+
+
+def mcnemar_p(gained: int, lost: int) -> float:
+    """The exact two-sided McNemar p: the chance of a split at least this uneven among the
+    items that changed, were each as likely to be gained as lost."""
+    changed = gained + lost
+    tail = sum(math.comb(changed, k) for k in range(min(gained, lost) + 1)) / 2**changed
+    return min(1.0, 2 * tail)
 
 
 def wilson_interval(correct: int, total: int) -> tuple[float, float]:
@@ -100,8 +124,13 @@ def _summary(setting: EvalSetting, records: list[EvalRecord]) -> SettingSummary:
     )
 
 
-def _with_gap(summary: SettingSummary, gap_recovered: float) -> SettingSummary:
-    return SettingSummary(**{**asdict(summary), "gap_recovered": gap_recovered})
+def _against_student(
+    summary: SettingSummary, records: list[EvalRecord], student_right: dict[str, bool]
+) -> SettingSummary:
+    paired = [(r.correct, student_right[r.item_id]) for r in records if r.item_id in student_right]
+    gained = sum(right and not before for right, before in paired)
+    lost = sum(before and not right for right, before in paired)
+    return replace(summary, gained=gained, lost=lost, mcnemar_p=mcnemar_p(gained, lost))
 
 
 def _per_second(tokens: int, seconds: float) -> float:

@@ -10,7 +10,7 @@ from edge_client.errors import ConfigError, DatasetError
 from edge_client.eval.dataset import INSTRUCTION, read_items
 from edge_client.eval.plan import matched_rate, plan_settings
 from edge_client.eval.records import EvalRecord, RecordLog
-from edge_client.eval.summary import summarize, wilson_interval
+from edge_client.eval.summary import mcnemar_p, summarize, wilson_interval
 from edge_client.policies.registry import PolicyName
 from edge_client.relay.usage import Usage
 from edge_client.settings import EdgeSettings
@@ -160,6 +160,35 @@ def test_the_summary_gives_the_read_share_beside_the_generated_one():
     assert (never.teacher_read_ratio, never.teacher_token_ratio) == (0.0, 0.25)
     assert verified.teacher_token_ratio == pytest.approx(0.02)
     assert verified.teacher_read_ratio == pytest.approx(1.3)
+
+
+def test_the_summary_pairs_each_setting_with_the_student_alone_item_by_item():
+    plan = plan_settings(["never", "teacher", "entropy:2"], SETTINGS)
+    usage = Usage(student_tokens=3, teacher_tokens=1).as_dict()
+
+    def answers(setting: str, right: str) -> list[EvalRecord]:
+        return [
+            EvalRecord(setting, str(item), flag == "1", "4", "4", "end_of_answer", usage, 1.0)
+            for item, flag in enumerate(right, start=1)
+        ]
+
+    records = {
+        "never": answers("never", "1100"),
+        "teacher": answers("teacher", "1111"),
+        "entropy:2": answers("entropy:2", "0111"),  # item 1 lost, items 3 and 4 gained
+    }
+    never, teacher, entropy = summarize(plan, records)
+    assert never.gained is None and never.mcnemar_p is None
+    assert (teacher.gained, teacher.lost) == (2, 0)
+    assert (entropy.gained, entropy.lost) == (2, 1)
+    assert entropy.mcnemar_p == pytest.approx(1.0)
+    assert entropy.gap_recovered == pytest.approx(0.5)
+
+
+def test_exact_mcnemar_p():
+    assert mcnemar_p(17, 6) == pytest.approx(0.0347, abs=1e-4)  # entropy:2 on test 1-200
+    assert mcnemar_p(11, 2) == pytest.approx(0.0225, abs=1e-4)
+    assert mcnemar_p(0, 0) == 1.0 and mcnemar_p(3, 3) == 1.0
 
 
 def test_record_log_survives_a_cut_line_and_refuses_other_options(tmp_path):
