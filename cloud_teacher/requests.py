@@ -80,10 +80,12 @@ def parse_span_request(
     tenant: str = "",
 ) -> SpanRequest:
     """The validated request of `tenant`; raises `InvalidRequestError` saying what to change."""
+    session_id = check_id("session_id", span.session_id)  # checked in the order of the fields
+    request_id = check_id("request_id", span.request_id)
     context = _parse_context(span, limits=limits, vocab_size=vocab_size, fingerprint=fingerprint)
     return SpanRequest(
-        session_id=check_id("session_id", span.session_id),
-        request_id=check_id("request_id", span.request_id),
+        session_id=session_id,
+        request_id=request_id,
         context=context,
         max_tokens=_parse_max_tokens(span.max_tokens, limits),
         sampling=_parse_sampling(span.sampling if span.HasField("sampling") else None),
