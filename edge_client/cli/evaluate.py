@@ -9,9 +9,9 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from edge_client.cli.render import item_progress
 from edge_client.errors import ConfigError
 from edge_client.eval.dataset import read_items
 from edge_client.eval.machine import UNRECORDED
@@ -57,15 +57,7 @@ def run_eval(
                 runtime = stack.enter_context(open_runtime(settings, needs_router=routes))
             if runtime.mode == "text" and any(s.policy is PolicyName.VERIFY for s in plan):
                 err.print(VERIFY_IN_TEXT_MODE, style="yellow")
-            progress = stack.enter_context(
-                Progress(
-                    TextColumn("{task.description}"),
-                    BarColumn(),
-                    MofNCompleteColumn(),
-                    TimeRemainingColumn(),
-                    console=err,
-                )
-            )
+            progress = stack.enter_context(item_progress(err))
             task = progress.add_task("eval", total=pending)
             run_settings(
                 runtime=runtime,
@@ -94,7 +86,7 @@ def run_eval(
     if plotting_available():
         write_plot(summaries, out / PLOT_NAME, title=f"{dataset.name}, {len(items)} items")
     # In a pipe rich assumes 80 columns, which folds every cell: print it whole there.
-    wide = console if console.is_terminal else Console(file=console.file, width=160)
+    wide = console if console.is_terminal else Console(file=console.file, width=200)
     wide.print(_table(summaries))
     fell_back = sum(log.fell_back(s.key, item) for s in plan for item in item_ids)
     if fell_back:

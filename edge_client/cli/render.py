@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
 from edge_client.relay.events import Source, TokensAppended
@@ -84,3 +85,14 @@ def join_spans(events: list[TokensAppended]) -> list[Span]:
         else:
             spans.append(Span(event.source.value, event.text, len(event.token_ids)))
     return spans
+
+
+def item_progress(console: Console) -> Progress:
+    """The bar of a run over items (eval, router collect): what runs, done of all, time left."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from edge_client.cli.render import item_progress
 from edge_client.errors import ConfigError
 from edge_client.eval.dataset import read_items
 from edge_client.router.collect import (
@@ -72,15 +72,7 @@ def run_collect(
         check_pair(models)
         meta = collection_meta(models, dataset=dataset, max_tokens=settings.max_tokens)
         check_collection(out, {**meta, "command": command_line()})
-        progress = stack.enter_context(
-            Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=err,
-            )
-        )
+        progress = stack.enter_context(item_progress(err))
         task = progress.add_task("collect", total=len(items))
 
         def advance(outcome: ItemOutcome) -> None:
