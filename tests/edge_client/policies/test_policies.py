@@ -62,9 +62,8 @@ def test_random_policy_is_seeded_and_near_its_rate():
     assert 0.15 < first.count(4) / len(first) < 0.25
 
 
-@pytest.mark.parametrize("name", list(PolicyName))
-def test_every_policy_name_builds(name):
-    policy = build_policy(
+def build(name: PolicyName, *, router: RouterModel | None = None):
+    return build_policy(
         name,
         span=4,
         max_span=16,
@@ -77,27 +76,19 @@ def test_every_policy_name_builds(name):
         accept_prob=0.1,
         draft=8,
         draft_window=8,
-        router=_ROUTER if name is PolicyName.ROUTER else None,
+        router=router,
     )
+
+
+@pytest.mark.parametrize("name", list(PolicyName))
+def test_every_policy_name_builds(name):
+    policy = build(name, router=_ROUTER if name is PolicyName.ROUTER else None)
     assert policy.name == name.value
 
 
 def test_the_router_policy_needs_a_router_file():
     with pytest.raises(ConfigError, match="--router PATH"):
-        build_policy(
-            PolicyName.ROUTER,
-            span=4,
-            max_span=16,
-            threshold=0.5,
-            entropy_bound=1.0,
-            min_gap=0,
-            budget=None,
-            rate=0.1,
-            seed=1,
-            accept_prob=0.1,
-            draft=8,
-            draft_window=8,
-        )
+        build(PolicyName.ROUTER)
 
 
 _ROUTER = RouterModel(

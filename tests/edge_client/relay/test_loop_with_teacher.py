@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import pytest
 
-from edge_client.policies.base import Policy
 from edge_client.policies.baselines import NeverPolicy, RandomPolicy
 from edge_client.policies.confidence import ConfidencePolicy
 from edge_client.policies.step import StepPolicy
 from edge_client.relay.events import AnswerFinished, Source, TeacherCall, TokensAppended
-from edge_client.relay.loop import RelayOptions, RelaySession
 from edge_client.teacher.grpc_client import GrpcTeacherClient
 from relay_common.chat import ChatMessage
+from tests.edge_client.relay.answering import answer
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -23,20 +22,6 @@ QUESTIONS = [
     [ChatMessage("user", "Explain in three sentences why the sky is blue.")],
     [ChatMessage("user", "Tom has 3 apples and buys 5 more. How many apples does he have?")],
 ]
-
-
-def answer(student, teacher, policy: Policy, messages, *, max_tokens: int = 40):
-    session = RelaySession(
-        student=student,
-        teacher=teacher,
-        policy=policy,
-        options=RelayOptions(max_tokens=max_tokens),
-    )
-    before = student.evaluated_tokens
-    events = list(session.answer(messages))
-    evaluated = student.evaluated_tokens - before
-    ids = [t for e in events if isinstance(e, TokensAppended) for t in e.token_ids]
-    return session, events, ids, evaluated
 
 
 @pytest.mark.parametrize("messages", QUESTIONS)

@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import pytest
 
-from edge_client.policies.base import Policy
 from edge_client.policies.baselines import NeverPolicy
 from edge_client.policies.confidence import ConfidencePolicy
 from edge_client.policies.verify import VerifyPolicy
 from edge_client.relay.events import Source, TeacherCall, TokensAppended
-from edge_client.relay.loop import RelayOptions, RelaySession
 from edge_client.student.llama_student import LlamaStudent
 from edge_client.teacher.grpc_client import GrpcTeacherClient
 from edge_client.teacher.local import start_local_teacher
 from relay_common import qwen_pair
 from relay_common.chat import ChatMessage
 from relay_common.errors import ModelNotFoundError
+from tests.edge_client.relay.answering import answer
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -31,20 +30,6 @@ QUESTIONS = [
     [ChatMessage("user", "Explain in three sentences why the sky is blue.")],
     [ChatMessage("user", "Say only the word: yes")],  # ends within a draft: its end is checked
 ]
-
-
-def answer(student, teacher, policy: Policy, messages, *, max_tokens: int = 40):
-    session = RelaySession(
-        student=student,
-        teacher=teacher,
-        policy=policy,
-        options=RelayOptions(max_tokens=max_tokens),
-    )
-    before = student.evaluated_tokens
-    events = list(session.answer(messages))
-    evaluated = student.evaluated_tokens - before
-    ids = [t for e in events if isinstance(e, TokensAppended) for t in e.token_ids]
-    return session, events, ids, evaluated
 
 
 def verify(*, accept_prob: float, draft: int, span: int, window: int) -> VerifyPolicy:
