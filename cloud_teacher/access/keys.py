@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cloud_teacher.errors import ConfigError
+from relay_common.echo import quoted
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ def _read_keys(path: Path) -> tuple[_StoredKey, ...]:
         label, _, key = line.partition(":") if ":" in line else ("", "", line)
         if label and not _LABEL.fullmatch(label):
             raise ConfigError(
-                f"{path} line {number}: the label {label!r} is not 1 to 64 letters, digits, "
+                f"{path} line {number}: the label {quoted(label)} is not 1 to 64 letters, digits, "
                 "'_', '.' or '-'; write NAME:KEY or just KEY"
             )
         if len(key) < MIN_KEY_LENGTH or any(char.isspace() for char in key):

@@ -40,6 +40,7 @@ from cloud_teacher.requests import Limits, SpanRequest, TokenContext, check_cont
 from cloud_teacher.settings import TeacherSettings
 from cloud_teacher.spans import FinishReason, Piece, SpanEnd
 from cloud_teacher.stop_strings import StopScanner
+from relay_common.echo import clipped
 from relay_common.embedded import smollm2_path
 from relay_common.errors import ModelNotFoundError
 from relay_common.fingerprint import tokenizer_fingerprint
@@ -214,13 +215,14 @@ class VllmEngine:
         except VllmEngineDeadError as exc:
             raise self._mark_dead(exc) from exc
         except (VLLMClientError, ValueError) as exc:
-            raise InvalidRequestError(f"vLLM refused the request: {exc}") from exc
+            raise InvalidRequestError(f"vLLM refused the request: {clipped(str(exc))}") from exc
         except EngineGenerateError as exc:
             if self._llm.errored:
                 raise self._mark_dead(exc) from exc
+            reason = clipped(str(exc.__cause__ or exc))
             if isinstance(exc.__cause__, ValueError):  # input vLLM found invalid
-                raise InvalidRequestError(f"vLLM refused the request: {exc.__cause__}") from exc
-            raise TeacherError(f"vLLM failed this span: {exc.__cause__ or exc}") from exc
+                raise InvalidRequestError(f"vLLM refused the request: {reason}") from exc
+            raise TeacherError(f"vLLM failed this span: {reason}") from exc
 
     def _mark_dead(self, cause: BaseException | None) -> EngineDeadError:
         if self._dead is None:
