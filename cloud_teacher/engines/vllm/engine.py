@@ -21,17 +21,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vllm import SamplingParams
+from vllm.config import VllmConfig
 from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.exceptions import VLLMClientError
 from vllm.inputs import TokensPrompt
 from vllm.outputs import RequestOutput
 from vllm.platforms import current_platform
 from vllm.sampling_params import RequestOutputKind
+from vllm.utils.cpu_resource_utils import get_allowed_cpu_list, get_memory_node_info
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError as VllmEngineDeadError
 from vllm.v1.engine.exceptions import EngineGenerateError
 
 from cloud_teacher.engines.base import EngineInfo, SpanEvent
+from cloud_teacher.engines.vllm.cpu_memory import CpuKvNeed, GiB, cpu_kv_cache_bytes
 from cloud_teacher.engines.vllm.gguf_to_hf import hf_copy_of
 from cloud_teacher.engines.vllm.hf_chat import HfChatRenderer
 from cloud_teacher.engines.vllm.settings import CPU_BLOCK_SIZE, VllmSettings
@@ -50,7 +53,6 @@ from relay_common.line_end import LineEnd
 log = logging.getLogger(__name__)
 
 ENGINE_NAME = "vllm"
-GiB = 1 << 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,15 +68,61 @@ def create_engine(settings: TeacherSettings) -> VllmEngine:
     source = resolve_model(settings.model)
     args = engine_args(source, n_ctx=settings.n_ctx, options=settings.vllm)
     log.info("starting vLLM on %s (about a minute on a CPU)", source.load)
+    on_cpu = current_platform.is_cpu()
     try:
-        llm = AsyncLLM.from_engine_args(args)
+        config = args.create_engine_config()
+        if on_cpu:
+            config.cache_config.kv_cache_memory_bytes = _cpu_kv_cache_bytes(config, source)
+        llm = AsyncLLM.from_vllm_config(config, disable_log_stats=True)
+    except TeacherError:
+        raise
     except Exception as exc:  # vLLM reports a bad model, config or device with many types
         log.debug("vLLM failed to start", exc_info=True)
+        # On a CPU, the engine core's own error (in the log above) is most often memory.
+        memory = (
+            "; if the log above says memory is short, lower [vllm] kv_cache_gib or "
+            "max_num_seqs, or --n-ctx"
+            if on_cpu
+            else ""
+        )
         raise ConfigError(
-            f"vLLM could not start on {source.load}: {type(exc).__name__}: {exc}; check --model "
-            "and the [vllm] settings"
+            f"vLLM could not start on {source.load}: {type(exc).__name__}: "
+            f"{clipped(str(exc))}; check --model and the [vllm] settings{memory}"
         ) from exc
     return VllmEngine(llm, model_name=source.name, limits=settings.limits, options=settings.vllm)
+
+
+def _cpu_kv_cache_bytes(config: VllmConfig, source: ModelSource) -> int:
+    """The KV cache size for vLLM on a CPU (see cpu_memory.py), from the model's shape and the
+    memory free now; logged, as it is chosen for the user."""
+    model, parallel = config.model_config, config.parallel_config
+    need = CpuKvNeed(
+        # Keys and values, of every attention layer.
+        bytes_per_token=2
+        * model.get_num_layers(parallel)
+        * model.get_num_kv_heads(parallel)
+        * model.get_head_size()
+        * model.dtype.itemsize,
+        block_size=config.cache_config.block_size,
+        max_model_len=model.max_model_len,
+        max_num_seqs=config.scheduler_config.max_num_seqs,
+    )
+    weights = sum(path.stat().st_size for path in Path(source.load).glob("*.safetensors"))
+    node = get_allowed_cpu_list()[0].numa_node  # the node vLLM's CPU worker allocates on
+    free = get_memory_node_info(node).available_memory - weights
+    size = cpu_kv_cache_bytes(
+        need, free_bytes=free, explicit_bytes=config.cache_config.kv_cache_memory_bytes
+    )
+    log.info(
+        "vLLM KV cache on CPU: %.2f GiB (%d sequences of %d tokens want %.2f GiB; %.2f GiB "
+        "free after the weights)",
+        size / GiB,
+        need.max_num_seqs,
+        need.max_model_len,
+        need.wanted_bytes / GiB,
+        free / GiB,
+    )
+    return size
 
 
 def resolve_model(model: Path | None) -> ModelSource:
