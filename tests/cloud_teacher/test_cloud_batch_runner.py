@@ -142,6 +142,7 @@ def test_a_full_step_with_holes_fits_llama_cpp_s_batch(smollm_tokenizer: GgufMod
         (0, -1, 13, "starts at position"),  # over what it holds
         (0, 0, 10**6, "outside the vocabulary"),
         (9, 0, 13, "no such sequence"),
+        (-1, 0, 13, "no such sequence"),
     ],
 )
 def test_a_batch_llama_cpp_would_refuse_never_reaches_it(
@@ -169,3 +170,19 @@ def test_a_step_over_the_budget_is_refused(
     too_many = [13] * (runner.step_tokens + 1)
     with pytest.raises(BatchRejectedError, match="do not fit a step"):
         runner.decode([SequenceInput(seq_id=0, position=0, tokens=too_many, wants_logits=True)])
+
+
+def test_a_sequence_out_of_range_beside_good_ones_is_refused_alone(
+    runner: BatchRunner, smollm_tokenizer: GgufModel
+) -> None:
+    # Ids 0 to 2 and 5 would have padding looked up for 3 and 4, and the context has only 4.
+    step = []
+    for seq_id in (0, 1, 2):
+        prefill(runner, smollm_tokenizer, seq_id)
+        held = len(ids(smollm_tokenizer, seq_id))
+        step.append(SequenceInput(seq_id=seq_id, position=held, tokens=[13], wants_logits=True))
+    step.append(SequenceInput(seq_id=5, position=0, tokens=[13], wants_logits=True))
+    with pytest.raises(BatchRejectedError, match="no such sequence") as raised:
+        runner.decode(step)
+    assert raised.value.seq_ids == {5}
+    assert len(runner.decode(step[:3])) == 3  # the others go through

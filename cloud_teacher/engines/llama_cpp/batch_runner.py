@@ -121,6 +121,8 @@ class BatchRunner:
                 f"{evaluated} tokens do not fit a step of {self.step_tokens}",
                 seq_ids=(item.seq_id for item in inputs),
             )
+        # The inputs first: padding reads llama.cpp's memory of the ids between theirs.
+        check_batch(inputs, self._bounds, next_position=self._next_position)
         padding = [
             SequenceInput(seq_id=seq_id, position=position, tokens=(0,), wants_logits=False)
             for seq_id, position in self._padding(inputs)
