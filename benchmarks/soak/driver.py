@@ -143,7 +143,7 @@ class Soak:
         await self._check_health(f"after scenario {plan.seed}")
         await self._check_greedy(draw)
         await self._check_usage(sessions)
-        self._kept = (self._kept + [s for s in sessions if s not in self._kept])[-_KEPT_SESSIONS:]
+        self._kept = (self._kept + sessions)[-_KEPT_SESSIONS:]  # those resumed were taken out
         self.tally.scenarios += 1
 
     # -- sessions and their calls ---------------------------------------------------------------
