@@ -14,7 +14,6 @@ for `n` tokens (a teacher span) and serves that over gRPC (relay.v1).
     requests.py     SpanRequest: the wire request, validated once
     sessions.py     SessionBook: usage per session and tenant, the bounded replay cache
     spans.py        the records of a span: Piece, SpanEnd, Span, SpanUsage
-    stop_strings.py StopScanner: a base model's next turn ends the span
     engines/        base.Engine contract; registry (lazy, by name); span_writer (shared);
                     llama_cpp/ (CPU, continuous batching); vllm/ (GPU, or its CPU build)
 

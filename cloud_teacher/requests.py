@@ -47,6 +47,17 @@ class TextContext:
 
 
 @dataclass(frozen=True, slots=True)
+class Draft:
+    """The student's draft after the context, for the teacher to check (token mode only): a
+    token is rejected where the teacher gives it less than `min_prob`, unless it is the
+    teacher's own top token and `accept_top_token` (see `cloud_teacher/drafts.py`)."""
+
+    token_ids: tuple[int, ...]
+    min_prob: float
+    accept_top_token: bool
+
+
+@dataclass(frozen=True, slots=True)
 class SpanRequest:
     session_id: str
     request_id: str
@@ -57,6 +68,8 @@ class SpanRequest:
     # Engines never serve one tenant's request from another tenant's cached prefix.
     tenant: str = ""
     stop_at_line_end: bool = False  # end the span with its first non-empty line
+    # Check this draft first; the span then starts where the draft is first rejected.
+    draft: Draft | None = None
 
 
 def parse_span_request(
@@ -68,14 +81,18 @@ def parse_span_request(
     tenant: str = "",
 ) -> SpanRequest:
     """The validated request of `tenant`; raises `InvalidRequestError` saying what to change."""
+    context = _parse_context(span, limits=limits, vocab_size=vocab_size, fingerprint=fingerprint)
     return SpanRequest(
         session_id=check_id("session_id", span.session_id),
         request_id=check_id("request_id", span.request_id),
-        context=_parse_context(span, limits=limits, vocab_size=vocab_size, fingerprint=fingerprint),
+        context=context,
         max_tokens=_parse_max_tokens(span.max_tokens, limits),
         sampling=_parse_sampling(span.sampling if span.HasField("sampling") else None),
         tenant=tenant,
         stop_at_line_end=span.stop_at_line_end,
+        draft=_parse_draft(span, context, limits=limits, vocab_size=vocab_size)
+        if span.HasField("draft")
+        else None,
     )
 
 
@@ -140,13 +157,55 @@ def _parse_tokens(
             "send the context in text mode instead"
         )
     check_context_length(len(tokens.token_ids), limits)
-    for position, token in enumerate(tokens.token_ids):
+    _check_vocabulary(tokens.token_ids, vocab_size, where="")
+    return TokenContext(token_ids=tuple(tokens.token_ids))
+
+
+def _parse_draft(
+    span: relay_pb2.SpanRequest,
+    context: TokenContext | TextContext,
+    *,
+    limits: Limits,
+    vocab_size: int,
+) -> Draft:
+    if isinstance(context, TextContext):
+        raise InvalidRequestError(
+            "a draft needs token mode: in text mode the teacher and the student share no token "
+            "ids; send the request without `draft`, or in token mode"
+        )
+    draft = span.draft
+    if not draft.token_ids:
+        raise InvalidRequestError(
+            "draft.token_ids is empty; send the student's draft, or leave `draft` out to ask "
+            "for a plain span"
+        )
+    # `not x >= 0` also refuses NaN.
+    if not 0 <= draft.min_prob <= 1:
+        raise InvalidRequestError(
+            f"draft.min_prob must be in [0, 1] (a probability), got {draft.min_prob}"
+        )
+    total = len(context.token_ids) + len(draft.token_ids)
+    if total > limits.max_context_tokens:
+        raise ContextTooLongError(
+            f"the context and the draft are {total} teacher tokens, over the limit of "
+            f"{limits.max_context_tokens}; send a shorter draft or start a new conversation"
+        )
+    _check_vocabulary(draft.token_ids, vocab_size, where=" of the draft")
+    return Draft(
+        token_ids=tuple(draft.token_ids),
+        min_prob=float(draft.min_prob),
+        accept_top_token=draft.accept_top_token,
+    )
+
+
+def _check_vocabulary(token_ids: Iterable[int], vocab_size: int, *, where: str) -> None:
+    for position, token in enumerate(token_ids):
         if token >= vocab_size:
             raise InvalidRequestError(
-                f"token id {token} at position {position} is outside the teacher's vocabulary "
-                f"(0 to {vocab_size - 1}); check that the ids come from the same tokenizer"
+                f"token id {token} at position {position}{where} is outside the teacher's "
+                f"vocabulary (0 to {vocab_size - 1}); check that the ids come from the same "
+                "tokenizer"
             )
-    return TokenContext(token_ids=tuple(tokens.token_ids))
 
 
 def _parse_text(text: relay_pb2.TextContext) -> TextContext:

@@ -48,12 +48,14 @@ class UsageTotals:
     prompt_tokens: int = 0
     cached_prompt_tokens: int = 0
     generated_tokens: int = 0
+    draft_tokens: int = 0  # read to check them (teacher-verified relay)
 
     def add(self, span: Span) -> None:
         self.spans += 1
         self.prompt_tokens += span.usage.prompt_tokens
         self.cached_prompt_tokens += span.usage.cached_prompt_tokens
         self.generated_tokens += span.usage.generated_tokens
+        self.draft_tokens += span.usage.draft_tokens
 
 
 @dataclass(slots=True)

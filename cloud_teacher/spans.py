@@ -10,6 +10,7 @@ class FinishReason(enum.Enum):
     LENGTH = "length"  # reached max_tokens; the answer goes on
     END_OF_ANSWER = "end_of_answer"  # the model emitted an end-of-generation token
     LINE_END = "line_end"  # a line ended and the request asked to stop there; the answer goes on
+    DRAFT_ACCEPTED = "draft_accepted"  # the whole draft was accepted: no span; it goes on after it
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,8 @@ class SpanEnd:
     cached_prompt_tokens: int
     queue_time_ms: float
     compute_time_ms: float
+    draft_tokens: int = 0  # draft tokens read to check them
+    accepted_draft_tokens: int = 0  # of those, the accepted prefix: the span follows it
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,7 @@ class SpanUsage:
     queue_time_ms: float
     compute_time_ms: float
     replayed: bool = False
+    draft_tokens: int = 0  # draft tokens read to check them (not in prompt_tokens)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,3 +58,4 @@ class Span:
     text: str
     finish_reason: FinishReason
     usage: SpanUsage
+    accepted_draft_tokens: int = 0  # with a draft: its tokens the span follows

@@ -132,5 +132,7 @@ def _span(token_ids: list[int], text: str, end: SpanEnd) -> Span:
             generated_tokens=len(token_ids),
             queue_time_ms=end.queue_time_ms,
             compute_time_ms=end.compute_time_ms,
+            draft_tokens=end.draft_tokens,
         ),
+        accepted_draft_tokens=end.accepted_draft_tokens,
     )

@@ -1,4 +1,5 @@
-"""Named student/teacher pairs: `--pair NAME` sets the student's GGUF and a local teacher's.
+"""Named student/teacher pairs: `--pair NAME` sets the student's GGUF, a local teacher's and
+the router shipped for that student (used by the router policy only).
 
 A pair fills only what the user left unset: `--pair qwen2.5-coder --teacher HOST:PORT` keeps
 the remote teacher and takes only the student from the pair.
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edge_client.router.bundled import shipped_router
 from edge_client.settings import LOCAL_TEACHER
 from relay_common import qwen_pair
 
@@ -21,6 +23,10 @@ class PairName(str, enum.Enum):
 
 _MODELS: dict[PairName, tuple[Callable[[], Path], Callable[[], Path]]] = {
     PairName.QWEN25_CODER: (qwen_pair.student_path, qwen_pair.teacher_path),
+}
+# The router trained for the pair's student (edge_client/router/shipped/).
+_ROUTERS: dict[PairName, str] = {
+    PairName.QWEN25_CODER: "qwen2.5-coder-0.5b-instruct.npz",
 }
 
 
@@ -33,6 +39,8 @@ def apply_pair(pair: PairName | None, flags: dict[str, Any]) -> dict[str, Any]:
     filled = dict(flags)
     if filled.get("student") is None:
         filled["student"] = student()
+    if filled.get("router") is None and pair in _ROUTERS:
+        filled["router"] = shipped_router(_ROUTERS[pair])
     if filled.get("teacher") is None and not filled.get("teacher_free"):
         filled["teacher"] = LOCAL_TEACHER
         if filled.get("teacher_model") is None:

@@ -22,6 +22,7 @@ from pydantic_settings import SettingsConfigDict
 from edge_client.errors import ConfigError
 from edge_client.ledger.store import default_ledger_path
 from edge_client.policies.registry import PolicyName
+from edge_client.serve.settings import ServeSettings
 from edge_client.teacher.address import parse_address
 from edge_client.teacher.channel import ChannelSecurity
 from edge_client.teacher.settings import TeacherClientSettings
@@ -36,7 +37,7 @@ def default_config_file() -> Path:
 
 
 class EdgeSettings(FileSettings):
-    """Everything `relay-edge ask` and `relay-edge chat` can be told."""
+    """Everything `relay-edge ask`, `chat` and `serve` can be told."""
 
     model_config = SettingsConfigDict(
         env_prefix="RELAY_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -90,7 +91,13 @@ class EdgeSettings(FileSettings):
         default=0.5,
         ge=0,
         le=1,
-        description="confidence: call when the top-token probability is below this.",
+        description="confidence: call when the top-token probability is below this; "
+        "router: when the router's score is above this.",
+    )
+    router: Path | None = Field(
+        default=None,
+        description="router: the router file (`relay-edge router train`); default: the "
+        "router shipped for the --pair.",
     )
     entropy_bound: float = Field(
         default=1.5,
@@ -113,6 +120,26 @@ class EdgeSettings(FileSettings):
     )
     rate: float = Field(
         default=0.05, ge=0, le=1, description="random: chance of a call at each position."
+    )
+    accept_prob: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="verify: the teacher rejects a draft token it gives a probability below "
+        "this (unless it is its own top token) and writes --span tokens there.",
+    )
+    draft: int = Field(
+        default=32,
+        ge=1,
+        le=1024,
+        description="verify: student tokens per draft the teacher checks.",
+    )
+    draft_window: int = Field(
+        default=32,
+        ge=0,
+        le=4096,
+        description="verify: tokens the student may draft past a check in flight (0: it waits "
+        "for each check).",
     )
     max_tokens: int = Field(
         default=512, ge=1, le=32768, description="Tokens per answer, student and teacher."
@@ -150,6 +177,10 @@ class EdgeSettings(FileSettings):
     tls_key: Path | None = Field(default=None, description="Private key (PEM) of --tls-cert.")
     teacher_client: TeacherClientSettings = Field(
         default_factory=TeacherClientSettings, description="Deadlines, retries, circuit breaker."
+    )
+    serve: ServeSettings = Field(
+        default_factory=ServeSettings,
+        description="relay-edge serve: address, API keys, queue, shutdown grace.",
     )
 
     @field_validator("teacher")

@@ -5,7 +5,8 @@ RelayCommonError
 ├── ModelLoadError       llama.cpp could not load a GGUF file
 ├── ContextFullError     more tokens than the model's context window holds
 ├── ChatTemplateError    a chat template that is not valid, or refuses a conversation
-└── TlsFileError         a certificate or key file that cannot be read or is not PEM
+├── TlsFileError         a certificate or key file that cannot be read or is not PEM
+└── KeyFileError         an API key file that cannot be read or holds a bad line
 """
 
 from __future__ import annotations
@@ -37,3 +38,7 @@ class ChatTemplateError(RelayCommonError):
 
 class TlsFileError(RelayCommonError):
     """A TLS certificate or key file that cannot be read or is not PEM."""
+
+
+class KeyFileError(RelayCommonError):
+    """An API key file that cannot be read, holds no key, or has a line that is no key."""

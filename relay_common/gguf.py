@@ -10,15 +10,12 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import jinja2
-import llama_cpp
-import llama_cpp.llama_cpp as llama_lib
 import numpy as np
 import numpy.typing as npt
-from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from relay_common.chat import ChatMessage
 from relay_common.echo import clipped
@@ -29,6 +26,7 @@ from relay_common.errors import (
     ModelNotFoundError,
 )
 from relay_common.fingerprint import tokenizer_fingerprint
+from relay_common.llama_import import llama_cpp, llama_lib
 
 # Used when a GGUF has no chat template (base models such as Gemma-3-270M). Base models answer
 # "Question: …\nAnswer:" far better than a chat layout (Gemma-3-270M: "Paris" where "User: …
@@ -129,6 +127,7 @@ class GgufModel:
         self._fingerprint: str | None = None
         self._fingerprint_lock = threading.Lock()
         self.tokens: list[int] = []
+        self.hidden_states = False  # see set_hidden_states
         # Tokens llama.cpp decoded over this model's life: lets callers and tests check that
         # only new tokens are evaluated.
         self.evaluated_tokens = 0
@@ -136,7 +135,7 @@ class GgufModel:
         template = chat_template or embedded or PLAIN_CHAT_TEMPLATE
         self.has_chat_template = bool(chat_template or embedded)
         try:
-            self._chat = Jinja2ChatFormatter(
+            self._chat = llama_cpp.llama_chat_format.Jinja2ChatFormatter(
                 template=template,
                 eos_token=self._piece_text(self.llama.token_eos()),
                 bos_token=self._piece_text(self.llama.token_bos()),
@@ -252,7 +251,15 @@ class GgufModel:
                 f"{self.n_ctx}; start a new conversation or raise the context size"
             )
         self.llama.n_tokens = len(self.tokens)
-        self.llama.eval(list(tokens))
+        if self.hidden_states and len(tokens) > 1:
+            # With embeddings on, llama.cpp makes every token of a batch an output (logits
+            # over the whole vocabulary included); only the last one's hidden state is read.
+            llama_lib.llama_set_embeddings(self._ctx.ctx, False)
+            self.llama.eval(list(tokens[:-1]))
+            llama_lib.llama_set_embeddings(self._ctx.ctx, True)
+            self.llama.eval([tokens[-1]])
+        else:
+            self.llama.eval(list(tokens))
         self.tokens.extend(tokens)
         self.evaluated_tokens += len(tokens)
 
@@ -299,6 +306,80 @@ class GgufModel:
             raise ValueError("no tokens evaluated yet")
         pointer = llama_lib.llama_get_logits_ith(self._ctx.ctx, -1)
         return np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))
+
+    # -- hidden states ---------------------------------------------------------------------
+
+    @property
+    def hidden_size(self) -> int:
+        """Width of the final hidden state (the model's embedding length)."""
+        return int(llama_lib.llama_model_n_embd(self.native_model))
+
+    def set_hidden_states(self, enabled: bool) -> None:
+        """Makes every later decode also give the final hidden state of its last token
+        (`next_hidden`). Off by default: only a policy that reads it pays for it."""
+        if (
+            enabled
+            and llama_lib.llama_pooling_type(self._ctx.ctx) != llama_lib.LLAMA_POOLING_TYPE_NONE
+        ):
+            # A pooled (sentence-embedding) model gives one vector per sequence, not per token.
+            raise ModelLoadError(
+                f"{self.path.name} pools its hidden states (an embedding model?); per-token "
+                "hidden states need a generative model"
+            )
+        self.hidden_states = enabled
+        llama_lib.llama_set_embeddings(self._ctx.ctx, enabled)
+
+    def next_hidden(self) -> npt.NDArray[np.float32]:
+        """The final hidden state of the last token evaluated: what the output matrix turns
+        into `next_logits()` (after the model's final norm, llama.cpp's `result_norm`), from
+        the same decode. A view, valid until the next decode."""
+        pointer = None
+        if self.hidden_states and self.tokens:
+            pointer = llama_lib.llama_get_embeddings_ith(self._ctx.ctx, -1)
+        if not pointer:
+            raise ValueError("no hidden state: call set_hidden_states(True) before evaluating")
+        return np.ctypeslib.as_array(pointer, shape=(self.hidden_size,))
+
+    def append_with_outputs(
+        self, tokens: Sequence[int], *, hidden: bool, chunk: int = 64
+    ) -> Iterator[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32] | None]]:
+        """Evaluates `tokens` after the history, yielding for each of them the next-position
+        logits and (with `hidden`) its final hidden state, both from one decode: a
+        teacher-forced pass. The arrays are views, valid until the next iteration step.
+        `chunk` tokens are decoded at a time, which bounds the output buffer
+        (chunk x vocabulary floats)."""
+        if len(self.tokens) + len(tokens) > self.n_ctx:
+            raise ContextFullError(
+                f"{len(self.tokens) + len(tokens)} tokens do not fit the context window of "
+                f"{self.n_ctx}; raise the context size"
+            )
+        chunk = max(1, min(chunk, self.llama.n_batch))
+        was_on = self.hidden_states
+        llama_lib.llama_set_embeddings(self._ctx.ctx, hidden)
+        try:
+            for start in range(0, len(tokens), chunk):
+                part = list(tokens[start : start + chunk])
+                self.llama.n_tokens = len(self.tokens)
+                self._ctx.kv_cache_seq_rm(-1, len(self.tokens), -1)
+                self.llama._batch.set_batch(batch=part, n_past=len(self.tokens), logits_all=True)
+                self._ctx.decode(self.llama._batch)
+                self.tokens.extend(part)
+                self.llama.n_tokens = len(self.tokens)
+                self.evaluated_tokens += len(part)
+                for index in range(len(part)):
+                    logits = np.ctypeslib.as_array(
+                        llama_lib.llama_get_logits_ith(self._ctx.ctx, index),
+                        shape=(self.n_vocab,),
+                    )
+                    state = None
+                    if hidden:
+                        state = np.ctypeslib.as_array(
+                            llama_lib.llama_get_embeddings_ith(self._ctx.ctx, index),
+                            shape=(self.hidden_size,),
+                        )
+                    yield logits, state
+        finally:
+            llama_lib.llama_set_embeddings(self._ctx.ctx, was_on)
 
     def close(self) -> None:
         self.llama.close()

@@ -3,13 +3,29 @@ committed), and free loopback ports."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+_PRELOAD_AT_START = os.environ.get("LD_PRELOAD")
+
+
+@pytest.fixture(autouse=True)
+def _preload_as_found() -> Iterator[None]:
+    """vLLM's CPU platform adds torch's libgomp (and its tcmalloc) to LD_PRELOAD in the process
+    that configures an engine, for the engine's child: here, the test process. Left there, every
+    later child of the suite would load that libgomp before any of its own code runs, so a
+    llama.cpp process could no longer set its OpenMP spin count (relay_common.llama_import)."""
+    yield
+    if _PRELOAD_AT_START is None:
+        os.environ.pop("LD_PRELOAD", None)
+    else:
+        os.environ["LD_PRELOAD"] = _PRELOAD_AT_START
 
 
 @dataclass(frozen=True)

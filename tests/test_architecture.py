@@ -63,3 +63,14 @@ def test_only_the_vllm_engine_imports_vllm():
     ]
     assert importers
     assert {hit.split(":")[0] for hit in importers} == {"cloud_teacher/engines/vllm/engine.py"}
+
+
+def test_llama_cpp_is_imported_only_through_llama_import():
+    """libgomp reads its spin setting once, when llama_cpp first loads: only
+    relay_common/llama_import.py may load it, with that setting in place."""
+    importers = [
+        hit
+        for package in ("edge_client", "cloud_teacher", "relay_common", "benchmarks")
+        for hit in offending(package, ("llama_cpp",))
+    ]
+    assert {hit.split(":")[0] for hit in importers} == {"relay_common/llama_import.py"}

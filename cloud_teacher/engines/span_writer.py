@@ -14,9 +14,9 @@ import codecs
 
 from cloud_teacher.requests import SpanRequest, TextContext, TokenContext
 from cloud_teacher.spans import FinishReason, Piece
-from cloud_teacher.stop_strings import StopScanner
 from relay_common.gguf import PLAIN_TURN_MARKERS, GgufModel
 from relay_common.line_end import LineEnd
+from relay_common.stop_strings import StopScanner
 
 
 class SpanWriter:

@@ -73,6 +73,12 @@ class TeacherMetrics:
             "cached_prompt_tokens", "Of the prompt tokens, those served from the session's cache."
         )
         self._generated_tokens = counter("generated_tokens", "Tokens generated in spans.")
+        self._draft_tokens = counter(
+            "draft_tokens", "Draft tokens read to check them (teacher-verified relay)."
+        )
+        self._accepted_draft_tokens = counter(
+            "accepted_draft_tokens", "Of the draft tokens, those the teacher accepted."
+        )
         self._queue = histogram(
             "queue_seconds", "Time a span waited for a free engine slot.", _QUEUE_BUCKETS_S
         )
@@ -104,7 +110,12 @@ class TeacherMetrics:
         _child(self._in_flight, labels).dec()
 
     def span_finished(
-        self, labels: Labels, *, finish_reason: str, usage: relay_pb2.SpanUsage
+        self,
+        labels: Labels,
+        *,
+        finish_reason: str,
+        usage: relay_pb2.SpanUsage,
+        accepted_draft_tokens: int = 0,
     ) -> None:
         if usage.replayed:
             _child(self._replayed, labels).inc()
@@ -113,6 +124,8 @@ class TeacherMetrics:
         _child(self._prompt_tokens, labels).inc(usage.prompt_tokens)
         _child(self._cached_tokens, labels).inc(usage.cached_prompt_tokens)
         _child(self._generated_tokens, labels).inc(usage.generated_tokens)
+        _child(self._draft_tokens, labels).inc(usage.draft_tokens)
+        _child(self._accepted_draft_tokens, labels).inc(accepted_draft_tokens)
         _child(self._queue, labels).observe(usage.queue_time_ms / 1000)
         _child(self._compute, labels).observe(usage.compute_time_ms / 1000)
 

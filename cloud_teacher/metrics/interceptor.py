@@ -109,6 +109,7 @@ class MetricsInterceptor(RelayInterceptor):
             labels,
             finish_reason=reason.removeprefix("FINISH_REASON_").lower(),
             usage=response.usage,
+            accepted_draft_tokens=response.accepted_draft_tokens,
         )
 
     def _failed(

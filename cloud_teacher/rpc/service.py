@@ -26,6 +26,7 @@ _FINISH_REASONS = {
     FinishReason.LENGTH: relay_pb2.FINISH_REASON_LENGTH,
     FinishReason.END_OF_ANSWER: relay_pb2.FINISH_REASON_END_OF_ANSWER,
     FinishReason.LINE_END: relay_pb2.FINISH_REASON_LINE_END,
+    FinishReason.DRAFT_ACCEPTED: relay_pb2.FINISH_REASON_DRAFT_ACCEPTED,
 }
 
 
@@ -59,6 +60,7 @@ class TeacherServicer(relay_pb2_grpc.TeacherServiceServicer):
             finish_reason=_FINISH_REASONS[done.span.finish_reason],
             usage=_span_usage(done.span.usage),
             session_usage=_session_usage(done.session),
+            accepted_draft_tokens=done.span.accepted_draft_tokens,
         )
 
     async def StreamSpan(
@@ -86,6 +88,7 @@ class TeacherServicer(relay_pb2_grpc.TeacherServiceServicer):
                 prompt_tokens=totals.prompt_tokens,
                 cached_prompt_tokens=totals.cached_prompt_tokens,
                 generated_tokens=totals.generated_tokens,
+                draft_tokens=totals.draft_tokens,
             )
         )
 
@@ -109,6 +112,7 @@ def _stream_response(event: Piece | SpanDone) -> relay_pb2.StreamSpanResponse:
         finish_reason=_FINISH_REASONS[event.span.finish_reason],
         usage=_span_usage(event.span.usage),
         session_usage=_session_usage(event.session),
+        accepted_draft_tokens=event.span.accepted_draft_tokens,
     )
 
 
@@ -120,6 +124,7 @@ def _span_usage(usage: SpanUsage) -> relay_pb2.SpanUsage:
         queue_time_ms=usage.queue_time_ms,
         compute_time_ms=usage.compute_time_ms,
         replayed=usage.replayed,
+        draft_tokens=usage.draft_tokens,
     )
 
 
@@ -130,4 +135,5 @@ def _session_usage(usage: SessionUsage) -> relay_pb2.SessionUsage:
         prompt_tokens=usage.prompt_tokens,
         cached_prompt_tokens=usage.cached_prompt_tokens,
         generated_tokens=usage.generated_tokens,
+        draft_tokens=usage.draft_tokens,
     )

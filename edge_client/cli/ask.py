@@ -25,6 +25,8 @@ def run_ask(
         with err.status("loading the student and connecting the teacher…"):
             runtime = stack.enter_context(open_runtime(settings))
         ensure_prompt_fits(runtime.session.student, messages, n_ctx=settings.n_ctx)
+        if runtime.notice:
+            err.print(runtime.notice, style="yellow")
         tokens: list[TokensAppended] = []
         finished: AnswerFinished | None = None
         with cancel_on_interrupt(runtime.cancel):

@@ -106,6 +106,8 @@ class ChatSession:
             f"policy {self.settings.policy.value}"
         )
         self.console.print(legend())
+        if self.runtime.notice:
+            self.console.print(self.runtime.notice, style="yellow")
         self.console.print(f"[dim]{HELP}[/]")
 
     def _stats(self) -> None:

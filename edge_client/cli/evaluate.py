@@ -21,7 +21,7 @@ from edge_client.eval.records import RecordLog
 from edge_client.eval.runner import run_settings
 from edge_client.eval.summary import SettingSummary, summarize
 from edge_client.policies.registry import PolicyName
-from edge_client.runtime import open_runtime, resolve_teacher
+from edge_client.runtime import VERIFY_IN_TEXT_MODE, open_runtime, read_router, resolve_teacher
 from edge_client.settings import EdgeSettings
 
 PLOT_NAME = "accuracy_vs_teacher_tokens.png"
@@ -41,9 +41,11 @@ def run_eval(
     items = read_items(dataset, limit=limit)
     plan = plan_settings(list(specs or DEFAULT_SPECS), settings)
     _check_teacher(plan, settings)
-    log = RecordLog(
-        out, options=_run_options(settings, dataset=dataset), redo_fallbacks=redo_fallbacks
-    )
+    options = _run_options(settings, dataset=dataset)
+    routes = any(s.policy is PolicyName.ROUTER for s in plan)
+    if routes:  # a missing or bad router file fails here, before the models load
+        options["router"] = read_router(settings).digest
+    log = RecordLog(out, options=options, redo_fallbacks=redo_fallbacks)
     if not plotting_available():
         err.print(f"note: no plot without matplotlib ({INSTALL_HINT})", style="yellow")
     item_ids = [item.item_id for item in items]
@@ -52,7 +54,9 @@ def run_eval(
         err.print(f"answers to run: {pending}; recorded: {len(plan) * len(items) - pending}")
         with ExitStack() as stack:
             with err.status("loading the student and connecting the teacher…"):
-                runtime = stack.enter_context(open_runtime(settings))
+                runtime = stack.enter_context(open_runtime(settings, needs_router=routes))
+            if runtime.mode == "text" and any(s.policy is PolicyName.VERIFY for s in plan):
+                err.print(VERIFY_IN_TEXT_MODE, style="yellow")
             progress = stack.enter_context(
                 Progress(
                     TextColumn("{task.description}"),
@@ -138,7 +142,7 @@ def _run_options(settings: EdgeSettings, *, dataset: Path) -> dict[str, object]:
 
 def _table(summaries: Sequence[SettingSummary]) -> Table:
     table = Table(title="relay quality")
-    for column in ("setting", "n", "accuracy [95 % CI]", "teacher tok", "gap recovered"):
+    for column in ("setting", "n", "accuracy [95 % CI]", "teacher tok", "read", "gap recovered"):
         table.add_column(column, justify="left" if column == "setting" else "right")
     for column in ("calls/answer", "student tok/s", "teacher tok/s", "fallbacks", "wall s"):
         table.add_column(column, justify="right")
@@ -148,6 +152,7 @@ def _table(summaries: Sequence[SettingSummary]) -> Table:
             str(s.items),
             f"{100 * s.accuracy:.1f} % [{100 * s.accuracy_low:.1f}, {100 * s.accuracy_high:.1f}]",
             f"{100 * s.teacher_token_ratio:.2f} %",
+            f"{100 * s.teacher_read_ratio:.0f} %",
             "" if s.gap_recovered is None else f"{100 * s.gap_recovered:.0f} %",
             f"{s.calls_per_answer:.2f}",
             f"{s.student_tokens_per_s:.1f}",

@@ -27,11 +27,13 @@ def read_prompt(argument: str, *, stdin: TextIO) -> str:
 
 def ensure_prompt_fits(
     student: StudentEngine, messages: Sequence[ChatMessage], *, n_ctx: int
-) -> None:
-    """Raises PromptTooLongError when the rendered prompt leaves no room for an answer."""
+) -> int:
+    """The rendered prompt's length in tokens; PromptTooLongError when it leaves no room for
+    an answer."""
     prompt_tokens = len(student.render_prompt(messages))
     if prompt_tokens >= n_ctx:
         raise PromptTooLongError(
             f"the prompt is {prompt_tokens} tokens and the student's context holds {n_ctx}; "
             "shorten the prompt or raise n_ctx (RELAY_N_CTX or the config file)"
         )
+    return prompt_tokens

@@ -46,8 +46,9 @@ def usage_line(usage: Usage, state: TeacherState | None) -> Text:
     line = Text("teacher-free" if state is None else "teacher ")
     if state is not None:
         line.append(state.value, style=STATE_STYLES[state])
+    read = f", read {usage.draft_tokens}" if usage.draft_tokens else ""
     line.append(
-        f" · student {usage.student_tokens} · teacher {usage.teacher_tokens} tokens · "
+        f" · student {usage.student_tokens} · teacher {usage.teacher_tokens} tokens{read} · "
         f"calls {usage.teacher_calls} ({usage.teacher_failures} failed, "
         f"{usage.calls_not_sent} not sent, {usage.fallback_spans} fallback) · "
         f"offload {usage.offload_ratio:.1%}"

@@ -3,7 +3,8 @@
     print_usage(ledger, session_id=None, as_json=False, console=Console())
 
 The JSON form's `usage` objects (and `totals`) have exactly the keys of `Usage.as_dict()`, the
-same as `relay-edge ask --json`, so the two can be compared key by key.
+same as `relay-edge ask --json`, so the two can be compared key by key. For one session it also
+lists its answers, each with its finish reason ("cancelled": stopped part-way) and its usage.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ SHORT_ID = 8  # characters of a session id in the table
 _COUNTS = (
     ("student\ntokens", "student_tokens"),
     ("teacher\ntokens", "teacher_tokens"),
+    ("teacher\nread", "draft_tokens"),
     ("command\ntokens", "command_tokens"),
     ("teacher\ncalls", "teacher_calls"),
     ("failed", "teacher_failures"),
@@ -41,8 +43,19 @@ def print_usage(ledger: Ledger, *, session_id: str | None, as_json: bool, consol
     that no other session shares. ConfigError when it names none or several."""
     records = ledger.sessions() if session_id is None else [_one_session(ledger, session_id)]
     if as_json:
+        document = usage_document(records)
+        if session_id is not None:
+            document["sessions"][0]["answers"] = [
+                {
+                    "started_at": answer.started_at.isoformat(),
+                    "status": answer.status,
+                    "finish_reason": answer.finish_reason,
+                    "usage": answer.usage.as_dict(),
+                }
+                for answer in ledger.answers(records[0].session_id)
+            ]
         # Plain write: rich would wrap long lines and break the JSON.
-        console.file.write(json.dumps(usage_document(records), ensure_ascii=False) + "\n")
+        console.file.write(json.dumps(document, ensure_ascii=False) + "\n")
     else:
         console.print(usage_table(records))
 

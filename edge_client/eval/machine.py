@@ -13,7 +13,7 @@ import re
 from functools import cache
 from pathlib import Path
 
-import llama_cpp
+from relay_common.llama_import import llama_cpp
 
 UNRECORDED = "unrecorded"  # records made before the machine was kept
 

@@ -5,8 +5,11 @@ always[:K]       the teacher every K tokens   command        RelayLLM's <call>n<
 confidence:θ     top-token probability < θ    entropy:B      next-token entropy > B nats
 step:B           entropy > B as a step starts random:P       a call with probability P
                  (the teacher writes the line)
-random           one random setting per confidence/entropy/step setting, at the call rate
-                 that matches the teacher-token share that setting measured (cost-matched)
+router:τ         the router's score > τ (--router, or the pair's shipped router)
+verify:P[:K[:D]] the teacher checks drafts of D tokens and writes K where it rejects one
+                 (a token it gives < P, not its own top token); K: --span, D: --draft
+random           one random setting per confidence/entropy/step/router/verify setting, at
+                 the call rate matching the teacher-token share that setting measured
 random~S         the cost-matched random setting of setting S only (S must run too)
 """
 
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 from edge_client.errors import ConfigError
 from edge_client.policies.base import Policy
 from edge_client.policies.registry import PolicyName, build_policy, call_span
+from edge_client.router.model import RouterModel
 from edge_client.settings import EdgeSettings
 from relay_common.echo import quoted
 
@@ -36,7 +40,11 @@ _THRESHOLDED = {
     PolicyName.CONFIDENCE: "θ",
     PolicyName.ENTROPY: "nats",
     PolicyName.STEP: "nats",
+    PolicyName.ROUTER: "score",
 }
+_PROBABILITIES = {PolicyName.CONFIDENCE, PolicyName.ROUTER, PolicyName.RANDOM}  # 0..1
+# The settings a cost-matched random setting may match.
+_MATCHABLE = {*_THRESHOLDED, PolicyName.VERIFY}
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,27 +52,41 @@ class EvalSetting:
     key: str  # the spec, normalised: how records and the summary name this setting
     policy: PolicyName
     span: int
-    value: float | None = None  # θ, the entropy bound, or the random rate
+    value: float | None = None  # θ, the entropy bound, the random rate or verify's P
     matched_to: str | None = None  # random: the setting whose teacher-token share it matches
+    draft: int | None = None  # verify: tokens per draft
 
     @property
     def family(self) -> str:
         """The curve this setting is a point of ("teacher" for the teacher alone)."""
         return "teacher" if self.key == "teacher" else self.policy.value
 
-    def build(self, settings: EdgeSettings, *, rate: float | None, seed: int) -> Policy:
-        """This setting's policy; `rate` is the matched call rate of a cost-matched random."""
+    def build(
+        self,
+        settings: EdgeSettings,
+        *,
+        rate: float | None,
+        seed: int,
+        router: RouterModel | None = None,
+    ) -> Policy:
+        """This setting's policy; `rate` is the matched call rate of a cost-matched random,
+        `router` the router file of a router setting."""
         value = self.value if rate is None else rate
+        thresholded = self.policy in {PolicyName.CONFIDENCE, PolicyName.ROUTER}
         return build_policy(
             self.policy,
             span=self.span,
             max_span=settings.max_span,
-            threshold=value if self.policy is PolicyName.CONFIDENCE else settings.threshold,
+            threshold=value if thresholded else settings.threshold,
             entropy_bound=value if self.policy in {PolicyName.ENTROPY, PolicyName.STEP} else 0.0,
             min_gap=settings.min_gap,
             budget=None,
             rate=value if self.policy is PolicyName.RANDOM else 0.0,
             seed=seed,
+            accept_prob=value if self.policy is PolicyName.VERIFY else settings.accept_prob,
+            draft=self.draft or settings.draft,
+            draft_window=settings.draft_window,
+            router=router,
         )
 
 
@@ -86,18 +108,20 @@ def plan_settings(specs: list[str], settings: EdgeSettings) -> list[EvalSetting]
             match_all = True
             continue
         planned.append(_setting(name, argument, spec=spec, settings=settings))
-    thresholded = [item for item in planned if item.policy in _THRESHOLDED]
+    thresholded = [item for item in planned if item.policy in _MATCHABLE]
     if match_all and not thresholded:
         raise ConfigError(
-            "the setting `random` matches the cost of confidence, entropy or step settings; "
-            "add one (e.g. --setting confidence:0.4) or give a rate (random:0.05)"
+            "the setting `random` matches the cost of confidence, entropy, step, router or "
+            "verify settings; add one (e.g. --setting confidence:0.4) or give a rate "
+            "(random:0.05)"
         )
     thresholded_keys = {item.key for item in thresholded}
     unmatched = [key for key in matched_keys if key not in thresholded_keys]
     if unmatched:
         raise ConfigError(
             f"random~{unmatched[0]} matches the cost of {unmatched[0]}, which must run too "
-            f"(--setting {unmatched[0]}) and be a confidence, entropy or step setting"
+            f"(--setting {unmatched[0]}) and be a confidence, entropy, step, router or verify "
+            "setting"
         )
     planned += [
         EvalSetting(
@@ -131,10 +155,12 @@ def _setting(name: str, argument: str, *, spec: str, settings: EdgeSettings) -> 
     except ValueError:
         raise ConfigError(
             f"unknown setting {quoted(spec)}; use never, teacher, always[:K], confidence:θ, "
-            "entropy:B, step:B, random[:P], random~SETTING or command"
+            "entropy:B, step:B, router:τ, verify:P[:K[:D]], random[:P], random~SETTING or command"
         ) from None
     if name == "teacher":
         return EvalSetting(key="teacher", policy=policy, span=settings.max_span)
+    if policy is PolicyName.VERIFY:
+        return _verify_setting(argument, spec=spec, settings=settings)
     if policy is PolicyName.ALWAYS:
         span = int(_number(argument, spec=spec, kind=int)) if argument else settings.span
         if span < 1:
@@ -145,7 +171,7 @@ def _setting(name: str, argument: str, *, spec: str, settings: EdgeSettings) -> 
             raise ConfigError(f"setting {quoted(spec)} needs a value, e.g. {name}:0.4")
         argument, _, span_argument = argument.partition(":")
         value = _number(argument, spec=spec, kind=float)
-        if policy in {PolicyName.CONFIDENCE, PolicyName.RANDOM} and not 0 <= value <= 1:
+        if policy in _PROBABILITIES and not 0 <= value <= 1:
             raise ConfigError(f"setting {quoted(spec)}: the value must be between 0 and 1")
         if value < 0:
             raise ConfigError(f"setting {quoted(spec)}: the entropy bound must not be negative")
@@ -166,6 +192,30 @@ def _setting(name: str, argument: str, *, spec: str, settings: EdgeSettings) -> 
     if argument:
         raise ConfigError(f"setting {quoted(spec)} takes no value; write {name}")
     return EvalSetting(key=name, policy=policy, span=settings.span)
+
+
+def _verify_setting(argument: str, *, spec: str, settings: EdgeSettings) -> EvalSetting:
+    """verify:P[:K[:D]], named in full (verify:P:K:D) whatever was left to the defaults."""
+    parts = argument.split(":") if argument else []
+    if not 1 <= len(parts) <= 3:
+        raise ConfigError(
+            f"setting {quoted(spec)}: write verify:P[:K[:D]], e.g. verify:0.1:1:32 (P the smallest "
+            "probability the teacher accepts, K its span, D the draft's tokens)"
+        )
+    accept_prob = _number(parts[0], spec=spec, kind=float)
+    if not 0 <= accept_prob <= 1:
+        raise ConfigError(f"setting {quoted(spec)}: P must be between 0 and 1")
+    span = int(_number(parts[1], spec=spec, kind=int)) if len(parts) > 1 else settings.span
+    draft = int(_number(parts[2], spec=spec, kind=int)) if len(parts) > 2 else settings.draft
+    if span < 1 or draft < 1:
+        raise ConfigError(f"setting {quoted(spec)}: the span and the draft must be at least 1")
+    return EvalSetting(
+        key=f"verify:{accept_prob:g}:{span}:{draft}",
+        policy=PolicyName.VERIFY,
+        span=span,
+        value=accept_prob,
+        draft=draft,
+    )
 
 
 def _number(argument: str, *, spec: str, kind: type[float] | type[int]) -> float:

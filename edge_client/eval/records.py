@@ -35,8 +35,20 @@ class EvalRecord:
 def teacher_share(records: Sequence[EvalRecord]) -> float:
     """Teacher tokens ÷ all generated tokens, over `records`."""
     teacher = sum(record.usage["teacher_tokens"] for record in records)
-    generated = teacher + sum(record.usage["student_tokens"] for record in records)
-    return teacher / generated if generated else 0.0
+    return teacher / _generated(records) if records else 0.0
+
+
+def read_share(records: Sequence[EvalRecord]) -> float:
+    """Draft tokens the teacher read ÷ all generated tokens, over `records` (records made
+    before drafts were counted have none)."""
+    read = sum(record.usage.get("draft_tokens", 0) for record in records)
+    return read / _generated(records) if records else 0.0
+
+
+def _generated(records: Sequence[EvalRecord]) -> int:
+    """All generated tokens (at least 1, so a share of nothing is 0)."""
+    total = sum(r.usage["teacher_tokens"] + r.usage["student_tokens"] for r in records)
+    return max(total, 1)
 
 
 class RecordLog:
@@ -83,12 +95,19 @@ class RecordLog:
         manifest = self.directory / "run.json"
         if manifest.is_file():
             recorded = json.loads(manifest.read_text(encoding="utf-8"))
-            changed = sorted(key for key in options if recorded.get(key) != options[key])
+            changed = sorted(
+                key for key in options if key in recorded and recorded[key] != options[key]
+            )
             if changed:
                 details = ", ".join(f"{k}: {recorded.get(k)!r} → {options[k]!r}" for k in changed)
                 raise ConfigError(
                     f"{self.directory} holds records made with other options ({details}); "
                     "rerun with those options to resume, or give another --out"
+                )
+            added = {key: value for key, value in options.items() if key not in recorded}
+            if added:  # e.g. the router, once router settings join a run
+                manifest.write_text(
+                    json.dumps({**recorded, **added}, indent=2) + "\n", encoding="utf-8"
                 )
         else:
             manifest.write_text(json.dumps(options, indent=2) + "\n", encoding="utf-8")

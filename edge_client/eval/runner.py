@@ -39,7 +39,9 @@ def run_settings(
             if log.has(setting.key, item.item_id):
                 continue
             seed = (settings.seed or 0) + index  # each item its own, same on every rerun
-            runtime.session.policy = setting.build(settings, rate=rate, seed=seed)
+            runtime.session.policy = setting.build(
+                settings, rate=rate, seed=seed, router=runtime.router
+            )
             record = _answer(runtime, item, setting=setting, rate=rate, settings=settings)
             log.append(record)
             on_record(record)

@@ -2,6 +2,8 @@
 
 accuracy           correct ÷ answered, with a Wilson 95 % interval (sound at small n and at 0/1)
 teacher_token_ratio  teacher tokens ÷ all generated tokens (the paper's call ratio)
+teacher_read_ratio   draft tokens the teacher read to check them ÷ all generated tokens (the
+                   verify policy's other cost: reading is a batched prefill, not generation)
 gap_recovered      (accuracy - student alone) ÷ (teacher alone - student alone), when both ran
 student/teacher tokens per second: student tokens over the time not spent in teacher calls;
                    teacher tokens over the edge-measured time of teacher calls (wire included)
@@ -14,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from edge_client.eval.plan import EvalSetting
-from edge_client.eval.records import EvalRecord, teacher_share
+from edge_client.eval.records import EvalRecord, read_share, teacher_share
 
 _Z95 = 1.959964
 
@@ -29,6 +31,7 @@ class SettingSummary:
     accuracy_low: float  # Wilson 95 % interval
     accuracy_high: float
     teacher_token_ratio: float
+    teacher_read_ratio: float
     calls_per_answer: float
     student_tokens_per_s: float
     teacher_tokens_per_s: float
@@ -87,6 +90,7 @@ def _summary(setting: EvalSetting, records: list[EvalRecord]) -> SettingSummary:
         accuracy_low=low,
         accuracy_high=high,
         teacher_token_ratio=teacher_share(records),
+        teacher_read_ratio=read_share(records),
         calls_per_answer=sum(record.usage["teacher_calls"] for record in records) / len(records),
         student_tokens_per_s=_per_second(student_tokens, wall_s - teacher_s),
         teacher_tokens_per_s=_per_second(teacher_tokens, teacher_s),

@@ -137,3 +137,45 @@ def m002_call_reconciliation_and_answer_status(db: sqlite3.Connection) -> None:
         """
     )
     db.execute("CREATE INDEX answers_session ON answers (session_id)")
+
+
+@migration
+def m003_answer_usage(db: sqlite3.Connection) -> None:
+    # Each answer's own counts (the same Usage counters as the session's), so an answer that
+    # was cancelled (finish_reason 'cancelled': the user stopped it, or an HTTP client went
+    # away) keeps the tokens it had. Answers recorded before stay at zero.
+    for column in (
+        "prompt_tokens INTEGER NOT NULL DEFAULT 0",
+        "student_tokens INTEGER NOT NULL DEFAULT 0",
+        "teacher_tokens INTEGER NOT NULL DEFAULT 0",
+        "command_tokens INTEGER NOT NULL DEFAULT 0",
+        "teacher_calls INTEGER NOT NULL DEFAULT 0",
+        "teacher_failures INTEGER NOT NULL DEFAULT 0",
+        "retries INTEGER NOT NULL DEFAULT 0",
+        "fallback_spans INTEGER NOT NULL DEFAULT 0",
+        "fallback_tokens INTEGER NOT NULL DEFAULT 0",
+        "teacher_latency_ms REAL NOT NULL DEFAULT 0",
+        "wire_bytes INTEGER NOT NULL DEFAULT 0",
+        "calls_not_sent INTEGER NOT NULL DEFAULT 0",
+        "cancelled_calls INTEGER NOT NULL DEFAULT 0",
+    ):
+        db.execute(f"ALTER TABLE answers ADD COLUMN {column}")
+
+
+@migration
+def m004_draft_checks(db: sqlite3.Connection) -> None:
+    # The verify policy's checks: the student tokens each call sent as a draft, how many the
+    # teacher accepted, and the teacher's own count of what it read; the new Usage counters
+    # (draft tokens read, and rejected) of sessions and answers.
+    for column in (
+        "draft_tokens INTEGER NOT NULL DEFAULT 0",
+        "accepted_draft_tokens INTEGER NOT NULL DEFAULT 0",
+        "teacher_draft_tokens INTEGER NOT NULL DEFAULT 0",
+    ):
+        db.execute(f"ALTER TABLE teacher_calls ADD COLUMN {column}")
+    for table in ("sessions", "answers"):
+        for column in (
+            "draft_tokens INTEGER NOT NULL DEFAULT 0",
+            "rejected_draft_tokens INTEGER NOT NULL DEFAULT 0",
+        ):
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")

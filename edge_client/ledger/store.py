@@ -13,8 +13,9 @@ Every event commits on its own (a teacher call with its span's tokens), so a cra
 most the span in flight and never stores a call without its tokens. The counting is
 `Usage.add`'s, not repeated here; each teacher call (failed and unsent ones too) also gets
 its own row in `teacher_calls`, with its request_id and the teacher's own usage. Each answer
-has a row in `answers`, 'incomplete' until its AnswerFinished; a session is 'incomplete'
-while one of its answers is. Journal mode WAL with synchronous=NORMAL keeps a commit per
+has a row in `answers` with its own counts, 'incomplete' until its AnswerFinished (whose
+reason it keeps: 'cancelled' for an answer stopped part-way); a session is 'incomplete' while
+one of its answers is. Journal mode WAL with synchronous=NORMAL keeps a commit per
 token cheap (no fsync each time) while surviving a crash of the process; a power cut may lose
 the last commits.
 """
@@ -53,9 +54,9 @@ _SELECT_SESSIONS = (
     "SELECT id, started_at, student_model, teacher, policy, mode, status, "
     f"{', '.join(_USAGE_COLUMNS)} FROM sessions"
 )
-_UPDATE_USAGE = (
-    f"UPDATE sessions SET {', '.join(f'{name} = ?' for name in _USAGE_COLUMNS)} WHERE id = ?"
-)
+_SET_USAGE = ", ".join(f"{name} = ?" for name in _USAGE_COLUMNS)
+_UPDATE_USAGE = f"UPDATE sessions SET {_SET_USAGE} WHERE id = ?"
+_UPDATE_ANSWER_USAGE = f"UPDATE answers SET {_SET_USAGE} WHERE id = ?"
 
 
 def default_ledger_path() -> Path:
@@ -81,6 +82,17 @@ class SessionRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class AnswerRecord:
+    """One answer of a session as the ledger holds it."""
+
+    started_at: datetime  # UTC
+    finished_at: datetime | None  # None while (or if) it never finished
+    status: str  # "complete" once finished, "incomplete" before
+    finish_reason: str | None  # an AnswerEndReason value: "cancelled" when stopped part-way
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
 class RecordedTeacherUsage:
     """The teacher's own counts summed over a session's answered calls: what its
     GetSessionUsage should report (each request_id is counted once on both sides)."""
@@ -89,6 +101,7 @@ class RecordedTeacherUsage:
     prompt_tokens: int
     cached_prompt_tokens: int
     generated_tokens: int
+    draft_tokens: int = 0
 
 
 def total_usage(records: Sequence[SessionRecord]) -> Usage:
@@ -145,8 +158,9 @@ class Ledger:
             )
 
     def record(self, session_id: str, *events: RelayEvent) -> None:
-        """Counts `events` into the session and commits them together; each TeacherCall also
-        gets its row, AnswerStarted and AnswerFinished open and close the answer's row."""
+        """Counts `events` into the session and its answer in progress, and commits them
+        together; each TeacherCall also gets its row, AnswerStarted and AnswerFinished open
+        and close the answer's row."""
         with self._mapped("write to"), self._transaction():
             record = self._session(session_id)
             if record is None:
@@ -155,13 +169,35 @@ class Ledger:
                     "start_session() must come first"
                 )
             usage = record.usage
+            answer = self._open_answer(session_id)
             for event in events:
                 usage.add(event)
+                if isinstance(event, AnswerStarted):
+                    answer = (self._start_answer(session_id), Usage())
+                if answer is not None:
+                    answer[1].add(event)
                 self._record_event(session_id, event)
-            self._db.execute(
-                _UPDATE_USAGE,
-                (*(getattr(usage, name) for name in _USAGE_COLUMNS), session_id),
-            )
+            self._db.execute(_UPDATE_USAGE, (*_counts(usage), session_id))
+            if answer is not None:
+                self._db.execute(_UPDATE_ANSWER_USAGE, (*_counts(answer[1]), answer[0]))
+
+    def _open_answer(self, session_id: str) -> tuple[int, Usage] | None:
+        """The row id and counts of the session's answer in progress, if any."""
+        row = self._db.execute(
+            f"SELECT id, {', '.join(_USAGE_COLUMNS)} FROM answers "
+            "WHERE session_id = ? AND status = 'incomplete' ORDER BY id DESC LIMIT 1",
+            (session_id,),
+        ).fetchone()
+        return None if row is None else (row["id"], _usage_of(row))
+
+    def _start_answer(self, session_id: str) -> int:
+        cursor = self._db.execute(
+            "INSERT INTO answers (session_id, started_at, status) VALUES (?, ?, 'incomplete')",
+            (session_id, datetime.now(timezone.utc).isoformat()),
+        )
+        self._db.execute("UPDATE sessions SET status = 'incomplete' WHERE id = ?", (session_id,))
+        assert cursor.lastrowid is not None  # set by every INSERT
+        return cursor.lastrowid
 
     def _record_event(self, session_id: str, event: RelayEvent) -> None:
         now = datetime.now(timezone.utc).isoformat()
@@ -172,8 +208,9 @@ class Ledger:
                     "INSERT INTO teacher_calls (session_id, recorded_at, requested, received, "
                     "retries, latency_ms, wire_bytes, error, outcome, request_id, "
                     "teacher_prompt_tokens, teacher_cached_prompt_tokens, "
-                    "teacher_generated_tokens, teacher_replayed) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "teacher_generated_tokens, teacher_replayed, draft_tokens, "
+                    "accepted_draft_tokens, teacher_draft_tokens) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         session_id,
                         now,
@@ -189,16 +226,10 @@ class Ledger:
                         teacher.cached_prompt_tokens,
                         teacher.generated_tokens,
                         teacher.replayed,
+                        event.draft_tokens,
+                        event.accepted_draft_tokens,
+                        teacher.draft_tokens,
                     ),
-                )
-            case AnswerStarted():
-                self._db.execute(
-                    "INSERT INTO answers (session_id, started_at, status) "
-                    "VALUES (?, ?, 'incomplete')",
-                    (session_id, now),
-                )
-                self._db.execute(
-                    "UPDATE sessions SET status = 'incomplete' WHERE id = ?", (session_id,)
                 )
             case AnswerFinished(reason=reason):
                 self._db.execute(
@@ -233,7 +264,8 @@ class Ledger:
             rows = self._db.execute(
                 "SELECT requested, received, retries, latency_ms, wire_bytes, error, outcome, "
                 "request_id, teacher_prompt_tokens, teacher_cached_prompt_tokens, "
-                "teacher_generated_tokens, teacher_replayed "
+                "teacher_generated_tokens, teacher_replayed, draft_tokens, "
+                "accepted_draft_tokens, teacher_draft_tokens "
                 "FROM teacher_calls WHERE session_id = ? ORDER BY id",
                 (session_id,),
             )
@@ -245,11 +277,33 @@ class Ledger:
             row = self._db.execute(
                 "SELECT count(*), coalesce(sum(teacher_prompt_tokens), 0), "
                 "coalesce(sum(teacher_cached_prompt_tokens), 0), "
-                "coalesce(sum(teacher_generated_tokens), 0) "
+                "coalesce(sum(teacher_generated_tokens), 0), "
+                "coalesce(sum(teacher_draft_tokens), 0) "
                 "FROM teacher_calls WHERE session_id = ? AND outcome = ?",
                 (session_id, CallOutcome.ANSWERED.value),
             ).fetchone()
             return RecordedTeacherUsage(*row)
+
+    def answers(self, session_id: str) -> list[AnswerRecord]:
+        """The session's answers, oldest first, each with its own counts."""
+        with self._mapped("read"):
+            rows = self._db.execute(
+                "SELECT started_at, finished_at, status, finish_reason, "
+                f"{', '.join(_USAGE_COLUMNS)} FROM answers WHERE session_id = ? ORDER BY id",
+                (session_id,),
+            )
+            return [
+                AnswerRecord(
+                    started_at=datetime.fromisoformat(row["started_at"]),
+                    finished_at=(
+                        datetime.fromisoformat(row["finished_at"]) if row["finished_at"] else None
+                    ),
+                    status=row["status"],
+                    finish_reason=row["finish_reason"],
+                    usage=_usage_of(row),
+                )
+                for row in rows
+            ]
 
     def answer_statuses(self, session_id: str) -> list[tuple[str, str | None]]:
         """(status, finish reason) of each of the session's answers, oldest first."""
@@ -315,9 +369,17 @@ def _to_record(row: sqlite3.Row) -> SessionRecord:
         teacher=row["teacher"],
         policy=row["policy"],
         mode=row["mode"],
-        usage=Usage(**{name: row[name] for name in _USAGE_COLUMNS}),
+        usage=_usage_of(row),
         status=row["status"],
     )
+
+
+def _usage_of(row: sqlite3.Row) -> Usage:
+    return Usage(**{name: row[name] for name in _USAGE_COLUMNS})
+
+
+def _counts(usage: Usage) -> tuple[int | float, ...]:
+    return tuple(getattr(usage, name) for name in _USAGE_COLUMNS)
 
 
 def _to_call(row: sqlite3.Row) -> TeacherCall:
@@ -335,5 +397,8 @@ def _to_call(row: sqlite3.Row) -> TeacherCall:
             cached_prompt_tokens=row["teacher_cached_prompt_tokens"],
             generated_tokens=row["teacher_generated_tokens"],
             replayed=bool(row["teacher_replayed"]),
+            draft_tokens=row["teacher_draft_tokens"],
         ),
+        draft_tokens=row["draft_tokens"],
+        accepted_draft_tokens=row["accepted_draft_tokens"],
     )

@@ -18,6 +18,19 @@ class Step:
     tokens_since_call: int | None  # tokens since the last teacher call in this answer, if any
     teacher_tokens_used: int  # teacher tokens appended so far in this session
     line_so_far: str = ""  # the answer's current line before this position ("": a line starts)
+    # The student's final hidden state behind `logits` (read-only view); only for a policy
+    # that sets `needs_hidden`, None otherwise.
+    hidden: npt.NDArray[np.float32] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DraftChecks:
+    """How the teacher checks the student's drafts (the verify policy, token mode only)."""
+
+    accept_prob: float  # a draft token the teacher gives less is rejected, unless its own top
+    draft: int  # student tokens per check
+    span: int  # teacher tokens written where it rejects one
+    window: int  # tokens the student may draft past a check in flight (0: it waits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +60,12 @@ class Policy(ABC):
     # True: the teacher's span ends with its first non-empty line (a reasoning step), or at
     # the span length asked for, whichever comes first.
     span_ends_at_line: bool = False
+    # Set: the student drafts and the teacher checks every draft (token mode); `decide` only
+    # serves where drafts cannot be checked (a teacher in text mode).
+    draft_checks: DraftChecks | None = None
+    # True: each Step carries the student's final hidden state (the student keeps it only
+    # for such a policy, so the others pay nothing for it).
+    needs_hidden: bool = False
 
     def start_answer(self) -> None:  # noqa: B027 (an optional hook, not abstract)
         """Called before each answer of a session."""

@@ -3,7 +3,7 @@
 AnswerStarted    the first event of an answer: the prompt was evaluated
 TokensAppended   tokens added to the answer (student, teacher or fallback)
 TeacherCall      one teacher span asked for: answered, or not (then a fallback span follows,
-                 unless the answer was cancelled)
+                 unless the answer was cancelled); with a draft, the teacher's check of it
 AnswerFinished   the last event of an answer
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from edge_client.errors import CallCancelledError, TeacherCallError, TeacherUnavailableError
 from edge_client.teacher.client import TeacherUsage
 
 
@@ -48,7 +49,12 @@ class CallOutcome(enum.Enum):
 class TeacherCall:
     """One teacher span asked for (retries included). Unless ANSWERED, `error` says why and
     the span of `requested` tokens is written by the student instead. `request_id` is the
-    call's idempotency key; `teacher_usage` is the teacher's own count (ANSWERED only)."""
+    call's idempotency key; `teacher_usage` is the teacher's own count (ANSWERED only).
+
+    A draft check (the verify policy) sent `draft_tokens` student tokens for the teacher to
+    read; answered, the first `accepted_draft_tokens` of them follow the call as student
+    tokens, then the teacher's `received` tokens. Unanswered, the draft stands: its tokens
+    follow as a fallback span."""
 
     requested: int
     received: int
@@ -59,6 +65,8 @@ class TeacherCall:
     outcome: CallOutcome = CallOutcome.ANSWERED
     request_id: str = ""
     teacher_usage: TeacherUsage = field(default_factory=TeacherUsage)  # zeros unless ANSWERED
+    draft_tokens: int = 0
+    accepted_draft_tokens: int = 0
 
     def __post_init__(self) -> None:
         if (self.error is None) != (self.outcome is CallOutcome.ANSWERED):
@@ -75,10 +83,23 @@ class TeacherCall:
         return self.outcome is not CallOutcome.NOT_SENT
 
 
+def call_outcome(error: TeacherCallError) -> CallOutcome:
+    """What a teacher call that raised `error` counts as."""
+    if isinstance(error, CallCancelledError):
+        return CallOutcome.CANCELLED
+    if not error.sent:
+        return CallOutcome.NOT_SENT
+    if isinstance(error, TeacherUnavailableError):
+        return CallOutcome.UNAVAILABLE
+    # A refusal, or an answer the edge cannot use (e.g. token ids outside its vocabulary).
+    return CallOutcome.REFUSED
+
+
 class AnswerEndReason(enum.Enum):
     END_OF_ANSWER = "end_of_answer"  # the student or a teacher span ended the answer
     MAX_TOKENS = "max_tokens"  # the answer reached its token limit
     CONTEXT_FULL = "context_full"  # the student's context window is full
+    STOP_STRING = "stop_string"  # the answer's text reached one of its stop strings
     CANCELLED = "cancelled"  # the caller stopped the answer
 
 

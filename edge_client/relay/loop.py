@@ -1,14 +1,16 @@
 """The relay loop (DESIGN §4): the student writes, the policy decides where the teacher writes
 a span, a failed teacher span falls back to the student. Pure logic over the StudentEngine,
-TeacherClient and Policy interfaces; it yields events and returns the answer's usage.
+TeacherClient and Policy interfaces; it yields events and returns the answer's usage. With the
+verify policy and a teacher in token mode, the teacher checks the student's drafts instead
+(relay/verify.py).
 
     session = RelaySession(student=..., teacher=..., policy=..., options=RelayOptions())
     usage = yield from session.answer(messages)      # or: for event in session.answer(...)
+    session.answer(messages, options=RelayOptions(max_tokens=64, stop=("\n\n",)))  # this once
 """
 
 from __future__ import annotations
 
-import codecs
 import threading
 import uuid
 from collections.abc import Generator, Sequence
@@ -17,12 +19,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from edge_client.errors import (
-    CallCancelledError,
-    TeacherCallError,
-    TeacherUnavailableError,
-)
+from edge_client.errors import TeacherCallError
 from edge_client.policies.base import Policy, Step
+from edge_client.relay.answer import AnswerState
 from edge_client.relay.events import (
     AnswerEndReason,
     AnswerFinished,
@@ -31,11 +30,12 @@ from edge_client.relay.events import (
     RelayEvent,
     Source,
     TeacherCall,
-    TokensAppended,
+    call_outcome,
 )
 from edge_client.relay.usage import Usage
+from edge_client.relay.verify import DraftVerifier
 from edge_client.student.engine import StudentEngine
-from edge_client.teacher.client import SpanQuery, SpanReply, TeacherClient, TeacherInfo
+from edge_client.teacher.client import Draft, SpanQuery, SpanReply, TeacherClient, TeacherInfo
 from relay_common.chat import ChatMessage
 from relay_common.errors import ContextFullError
 from relay_common.line_end import LineEnd
@@ -48,29 +48,9 @@ Events = Generator[RelayEvent, None, AnswerEndReason | None]
 class RelayOptions:
     max_tokens: int = 512  # generated tokens per answer, student and teacher together
     sampling: SamplingParams = field(default_factory=SamplingParams)
-
-
-@dataclass(slots=True)
-class _Answer:
-    """State of the answer being written."""
-
-    messages: Sequence[ChatMessage]
-    teacher_context: list[int]  # prompt + answer without command tokens (token mode)
-    usage: Usage = field(default_factory=Usage)
-    visible_text: str = ""  # what the user saw so far (text mode's assistant prefix)
-    generated: int = 0
-    last_call_end: int | None = None
-    # One decoder for the whole answer: a character split across tokens (or spans) is held
-    # back until its last byte arrives.
-    decoder: codecs.IncrementalDecoder = field(
-        default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
-    )
-
-    @property
-    def mid_character(self) -> bool:
-        """True while the answer ends inside a multi-byte character (bytes held back)."""
-        pending, _ = self.decoder.getstate()
-        return bool(pending)
+    # The answer ends once its visible text holds one of these (an OpenAI request's `stop`);
+    # the text up to it has been yielded: a front end that must not show it holds it back.
+    stop: tuple[str, ...] = ()
 
 
 class RelaySession:
@@ -114,29 +94,63 @@ class RelaySession:
                 return None
         return self.token_mode
 
-    def answer(self, messages: Sequence[ChatMessage]) -> Generator[RelayEvent, None, Usage]:
-        """Writes the assistant's answer to `messages`, yielding events as it goes."""
+    def answer(
+        self, messages: Sequence[ChatMessage], *, options: RelayOptions | None = None
+    ) -> Generator[RelayEvent, None, Usage]:
+        """Writes the assistant's answer to `messages`, yielding events as it goes; `options`
+        replace the session's for this answer only."""
+        options = options or self.options
         prompt = self.student.render_prompt(messages)
-        answer = _Answer(messages=messages, teacher_context=list(prompt))
+        answer = AnswerState(
+            messages=messages,
+            options=options,
+            teacher_context=list(prompt),
+            session_usage=self.usage,
+        )
         self.policy.start_answer()
-        sampler = Sampler(self.options.sampling)
+        sampler = Sampler(options.sampling)
         reason: AnswerEndReason | None = None
         try:
+            self.student.set_hidden_states(self.policy.needs_hidden)
             cached = self.student.sync(prompt)
-            yield self._emit(answer, AnswerStarted(prompt_tokens=len(prompt) - cached))
+            yield answer.record(AnswerStarted(prompt_tokens=len(prompt) - cached))
+            verifier = self._verifier(sampler)
+            if verifier is not None:
+                reason = yield from verifier.run(answer)
             while reason is None:
                 reason = yield from self._step(answer, sampler)
         except ContextFullError:
             reason = AnswerEndReason.CONTEXT_FULL
         for released in self.policy.flush():
-            yield self._tokens(answer, Source.STUDENT, [released.token_id], released.text)
-        yield self._emit(answer, AnswerFinished(reason=reason))
+            yield answer.append(Source.STUDENT, [released.token_id], released.text)
+        yield answer.record(AnswerFinished(reason=reason))
         return answer.usage
 
-    def _step(self, answer: _Answer, sampler: Sampler) -> Events:
+    def _verifier(self, sampler: Sampler) -> DraftVerifier | None:
+        """The drafts' checker where the policy asks for one and the teacher is not known to
+        be in text mode (drafts are token ids). While it cannot be reached it may be either:
+        the drafts go out, and stand as the student wrote them while it stays away."""
+        checks = self.policy.draft_checks
+        if checks is None or self.teacher is None or self.reach_teacher() is False:
+            return None
+        return DraftVerifier(
+            student=self.student,
+            teacher=self.teacher,
+            checks=checks,
+            sampler=sampler,
+            cancel=self.cancel,
+            build_query=lambda answer, span, request_id, draft: self._span_request(
+                answer, span, request_id=request_id, draft=draft
+            ),
+            span_tokens=self._student_tokens_of,
+        )
+
+    def _step(self, answer: AnswerState, sampler: Sampler) -> Events:
         if self.cancel.is_set():
             return AnswerEndReason.CANCELLED
-        remaining = self.options.max_tokens - answer.generated
+        if answer.reached_stop():
+            return AnswerEndReason.STOP_STRING
+        remaining = answer.options.max_tokens - answer.generated
         if remaining <= 0:
             return AnswerEndReason.MAX_TOKENS
         since_call = (
@@ -149,6 +163,7 @@ class RelaySession:
             tokens_since_call=since_call,
             teacher_tokens_used=self.usage.teacher_tokens,
             line_so_far=answer.visible_text.rpartition("\n")[2],
+            hidden=self.student.next_hidden() if self.policy.needs_hidden else None,
         )
         wanted = self.policy.decide(step)
         # In text mode the teacher continues the visible text: a character the student has
@@ -163,7 +178,7 @@ class RelaySession:
 
     def _student_token(
         self,
-        answer: _Answer,
+        answer: AnswerState,
         sampler: Sampler,
         source: Source,
         logits: npt.NDArray[np.float32] | None = None,
@@ -176,12 +191,12 @@ class RelaySession:
         answer.generated += 1
         text = answer.decoder.decode(self.student.detokenize([token]))
         for released in self.policy.observe(token, text):
-            yield self._tokens(
-                answer, source, [released.token_id], released.text, command=released.command
+            yield answer.append(
+                source, [released.token_id], released.text, command=released.command
             )
         return None
 
-    def _teacher_span(self, answer: _Answer, sampler: Sampler, span: int) -> Events:
+    def _teacher_span(self, answer: AnswerState, sampler: Sampler, span: int) -> Events:
         assert self.teacher is not None  # checked by the caller
         request_id = uuid.uuid4().hex
         try:
@@ -189,9 +204,8 @@ class RelaySession:
             reply = self.teacher.generate_span(request, cancel=self.cancel)
             token_ids = self._student_tokens_of(reply)
         except TeacherCallError as exc:
-            outcome = _outcome_of(exc)
-            yield self._emit(
-                answer,
+            outcome = call_outcome(exc)
+            yield answer.record(
                 TeacherCall(
                     requested=span,
                     received=0,
@@ -208,11 +222,10 @@ class RelaySession:
             return (yield from self._fallback(answer, sampler, span))
         # The span was counted in teacher tokens; in text mode the student's tokens of the same
         # text may be more. Only the answer's budget and the student's context bound it.
-        room = min(self.options.max_tokens - answer.generated, self.student.context_room())
+        room = min(answer.options.max_tokens - answer.generated, self.student.context_room())
         clipped = len(token_ids) > room
         token_ids = token_ids[: max(room, 0)]
-        yield self._emit(
-            answer,
+        yield answer.record(
             TeacherCall(
                 requested=span,
                 received=len(token_ids),
@@ -228,7 +241,7 @@ class RelaySession:
             self.student.append(token_ids)
             answer.generated += len(token_ids)
             text = answer.decoder.decode(self.student.detokenize(token_ids))
-            yield self._tokens(answer, Source.TEACHER, token_ids, text)
+            yield answer.append(Source.TEACHER, token_ids, text)
         answer.last_call_end = answer.generated
         if reply.ended_answer and not clipped:
             return AnswerEndReason.END_OF_ANSWER
@@ -236,7 +249,7 @@ class RelaySession:
             return (yield from self._student_token(answer, sampler, Source.STUDENT))
         return None
 
-    def _fallback(self, answer: _Answer, sampler: Sampler, span: int) -> Events:
+    def _fallback(self, answer: AnswerState, sampler: Sampler, span: int) -> Events:
         """The student writes the span the teacher could not (teacher-free for `span` tokens).
         A span that was to end with its line ends there, as the teacher's would: the policy
         then decides the next line afresh."""
@@ -244,6 +257,8 @@ class RelaySession:
         for _ in range(span):
             if self.cancel.is_set():
                 return AnswerEndReason.CANCELLED
+            if answer.reached_stop():
+                return AnswerEndReason.STOP_STRING
             seen = len(answer.visible_text)
             reason = yield from self._student_token(answer, sampler, Source.FALLBACK)
             if reason is not None:
@@ -253,9 +268,12 @@ class RelaySession:
         answer.last_call_end = answer.generated
         return None
 
-    def _span_request(self, answer: _Answer, span: int, *, request_id: str) -> SpanQuery:
-        """The query for a span; TeacherCallError (not sent) when the teacher's limits rule it
-        out, so a request the teacher would refuse is never made."""
+    def _span_request(
+        self, answer: AnswerState, span: int, *, request_id: str, draft: Draft | None = None
+    ) -> SpanQuery:
+        """The query for a span (after a check of `draft`, token mode only); TeacherCallError
+        (not sent) when the teacher's limits or mode rule it out, so a request the teacher
+        would refuse is never made."""
         assert self.teacher is not None
         if self._teacher_info is None:
             self._teacher_info = self.teacher.info()
@@ -264,20 +282,28 @@ class RelaySession:
             "session_id": self.session_id,
             "request_id": request_id,
             "max_tokens": min(span, info.max_span_tokens),
-            "sampling": self.options.sampling,
+            "sampling": answer.options.sampling,
             "stop_at_line_end": self.policy.span_ends_at_line,
         }
+        if draft is not None and not self.token_mode:
+            raise TeacherCallError(
+                "the teacher runs in text mode (its tokenizer is not the student's), where "
+                "drafts cannot be checked; the student's draft stands",
+                sent=False,
+            )
         if self.token_mode:
-            if 0 < info.max_context_tokens < len(answer.teacher_context):
+            context = len(answer.teacher_context) + (0 if draft is None else len(draft.token_ids))
+            if 0 < info.max_context_tokens < context:
                 raise TeacherCallError(
-                    f"the context is {len(answer.teacher_context)} tokens, over the teacher's "
-                    f"limit of {info.max_context_tokens}; the student writes alone",
+                    f"the context is {context} tokens, over the teacher's limit of "
+                    f"{info.max_context_tokens}; the student writes alone",
                     sent=False,
                 )
             return SpanQuery(
                 **common,
                 token_ids=tuple(answer.teacher_context),
                 tokenizer_fingerprint=self.student.fingerprint,
+                draft=draft,
             )
         return SpanQuery(
             **common, messages=tuple(answer.messages), assistant_prefix=answer.visible_text
@@ -292,39 +318,3 @@ class RelaySession:
                 f"the teacher returned token ids outside the student's vocabulary: {invalid[:5]}"
             )
         return list(reply.token_ids)
-
-    def _tokens(
-        self,
-        answer: _Answer,
-        source: Source,
-        token_ids: list[int],
-        text: str,
-        *,
-        command: bool = False,
-    ) -> TokensAppended:
-        if not command:
-            answer.teacher_context.extend(token_ids)
-        answer.visible_text += text
-        event = TokensAppended(
-            source=source,
-            token_ids=tuple(token_ids),
-            text=text,
-            command_tokens=len(token_ids) if command else 0,
-        )
-        return self._emit(answer, event)
-
-    def _emit(self, answer: _Answer, event: RelayEvent) -> RelayEvent:
-        answer.usage.add(event)
-        self.usage.add(event)
-        return event
-
-
-def _outcome_of(error: TeacherCallError) -> CallOutcome:
-    if isinstance(error, CallCancelledError):
-        return CallOutcome.CANCELLED
-    if not error.sent:
-        return CallOutcome.NOT_SENT
-    if isinstance(error, TeacherUnavailableError):
-        return CallOutcome.UNAVAILABLE
-    # A refusal, or an answer the edge cannot use (e.g. token ids outside its vocabulary).
-    return CallOutcome.REFUSED

@@ -25,6 +25,10 @@ class Usage:
     (unavailable or refused); calls_not_sent: spans the edge did not ask for after all
     (breaker open, over the teacher's limits); cancelled_calls: calls the user stopped.
     Every unanswered span but a cancelled one is a fallback span.
+    draft_tokens: student tokens the teacher read to check them (the verify policy; answered
+    checks only), not generated tokens: the offload ratio does not count them.
+    rejected_draft_tokens: of those, the tokens the teacher rejected; they left the answer (its
+    span replaced them), so they are no student tokens either.
     """
 
     prompt_tokens: int = 0
@@ -40,6 +44,8 @@ class Usage:
     wire_bytes: int = 0
     calls_not_sent: int = 0
     cancelled_calls: int = 0
+    draft_tokens: int = 0
+    rejected_draft_tokens: int = 0
 
     @property
     def generated_tokens(self) -> int:
@@ -49,6 +55,12 @@ class Usage:
     def offload_ratio(self) -> float:
         generated = self.generated_tokens
         return self.teacher_tokens / generated if generated else 0.0
+
+    @property
+    def read_ratio(self) -> float:
+        """Draft tokens the teacher read ÷ all generated tokens."""
+        generated = self.generated_tokens
+        return self.draft_tokens / generated if generated else 0.0
 
     def add(self, event: RelayEvent) -> None:
         match event:
@@ -78,10 +90,17 @@ class Usage:
             self.cancelled_calls += 1
         elif call.failed:
             self.fallback_spans += 1
+        else:
+            self.draft_tokens += call.draft_tokens
+            self.rejected_draft_tokens += call.draft_tokens - call.accepted_draft_tokens
 
     def merge(self, other: Usage) -> None:
         for name, value in asdict(other).items():
             setattr(self, name, getattr(self, name) + value)
 
     def as_dict(self) -> dict[str, float | int]:
-        return {**asdict(self), "offload_ratio": round(self.offload_ratio, 6)}
+        return {
+            **asdict(self),
+            "offload_ratio": round(self.offload_ratio, 6),
+            "read_ratio": round(self.read_ratio, 6),
+        }

@@ -22,6 +22,7 @@ class StudentEngine(Protocol):
     model_name: str
     fingerprint: str  # tokenizer fingerprint, compared with the teacher's for token mode
     n_vocab: int
+    hidden_size: int  # width of the final hidden state (`next_hidden`)
 
     def render_prompt(self, messages: Sequence[ChatMessage]) -> list[int]: ...
 
@@ -44,6 +45,15 @@ class StudentEngine(Protocol):
         ...
 
     def next_logits(self) -> npt.NDArray[np.float32]: ...
+
+    def set_hidden_states(self, enabled: bool) -> None:
+        """Whether later evaluations also keep the last token's final hidden state; off
+        unless a policy reads it (`Policy.needs_hidden`)."""
+        ...
+
+    def next_hidden(self) -> npt.NDArray[np.float32]:
+        """The final hidden state behind `next_logits()`, from the same decode."""
+        ...
 
     def context_room(self) -> int:
         """Tokens that can still be appended before the context is full."""

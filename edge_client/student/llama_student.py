@@ -39,6 +39,7 @@ class LlamaStudent:
         self.model_name = self.model.name
         self.fingerprint = self.model.fingerprint
         self.n_vocab = self.model.n_vocab
+        self.hidden_size = self.model.hidden_size
 
     def render_prompt(self, messages: Sequence[ChatMessage]) -> list[int]:
         return self.model.render_chat(messages)
@@ -60,6 +61,13 @@ class LlamaStudent:
 
     def next_logits(self) -> npt.NDArray[np.float32]:
         return self.model.next_logits()
+
+    def set_hidden_states(self, enabled: bool) -> None:
+        if enabled != self.model.hidden_states:
+            self.model.set_hidden_states(enabled)
+
+    def next_hidden(self) -> npt.NDArray[np.float32]:
+        return self.model.next_hidden()
 
     def context_room(self) -> int:
         return self.model.n_ctx - len(self.model.tokens)

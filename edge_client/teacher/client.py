@@ -30,8 +30,20 @@ class TeacherInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class Draft:
+    """The student's draft after the context, for the teacher to check (token mode only). The
+    teacher accepts it up to the first token it gives less than `min_prob`, a token that is
+    its own top choice excepted when `accept_top_token`; it writes the span from there."""
+
+    token_ids: Sequence[int]
+    min_prob: float
+    accept_top_token: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class SpanQuery:
-    """One span to ask for. Exactly one of `token_ids` (token mode) or `messages` (text mode)."""
+    """One span to ask for. Exactly one of `token_ids` (token mode) or `messages` (text mode);
+    with `draft` (token mode), the teacher checks the draft first."""
 
     session_id: str
     request_id: str
@@ -42,6 +54,7 @@ class SpanQuery:
     messages: Sequence[ChatMessage] | None = None
     assistant_prefix: str = ""
     stop_at_line_end: bool = False  # end the span with its first non-empty line
+    draft: Draft | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +66,15 @@ class TeacherUsage:
     cached_prompt_tokens: int = 0
     generated_tokens: int = 0
     replayed: bool = False  # an answer to an earlier attempt with this request_id
+    draft_tokens: int = 0  # draft tokens the teacher read to check them
 
 
 @dataclass(frozen=True, slots=True)
 class SpanReply:
     """A teacher span. `token_ids` are in the teacher's vocabulary (the student's in token
-    mode); `ended_answer` is True when the teacher finished the answer."""
+    mode); `ended_answer` is True when the teacher finished the answer. After a draft check,
+    the span follows the draft's first `accepted_draft_tokens` tokens (all of them and no span
+    when the teacher accepted the whole draft)."""
 
     token_ids: list[int]
     text: str
@@ -68,6 +84,7 @@ class SpanReply:
     compute_ms: float = 0.0
     wire_bytes: int = 0
     teacher_usage: TeacherUsage = TeacherUsage()
+    accepted_draft_tokens: int = 0
 
 
 class TeacherClient(Protocol):

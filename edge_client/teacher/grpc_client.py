@@ -179,7 +179,9 @@ class GrpcTeacherClient:
                 cached_prompt_tokens=usage.cached_prompt_tokens,
                 generated_tokens=usage.generated_tokens,
                 replayed=usage.replayed,
+                draft_tokens=usage.draft_tokens,
             ),
+            accepted_draft_tokens=response.accepted_draft_tokens,
         )
 
     def close(self) -> None:

@@ -37,6 +37,10 @@ def span_request_to_proto(request: SpanQuery) -> relay_pb2.GenerateSpanRequest:
     else:
         span.text.messages.extend(_message_to_proto(m) for m in request.messages or ())
         span.text.assistant_prefix = request.assistant_prefix
+    if request.draft is not None:
+        span.draft.token_ids.extend(request.draft.token_ids)
+        span.draft.min_prob = request.draft.min_prob
+        span.draft.accept_top_token = request.draft.accept_top_token
     # An absent Sampling means greedy: temperature 0 sends nothing (seed and top_p are moot).
     sampling = request.sampling
     if sampling.temperature > 0:

@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from cloud_teacher.requests import SpanRequest, TokenContext
+from cloud_teacher.requests import Draft, SpanRequest, TokenContext
 from relay_common.gguf import GgufModel
 from relay_common.sampling import SamplingParams
 from relay_proto import relay_pb2
@@ -21,6 +21,7 @@ def span(
     max_tokens: int = 8,
     tenant: str = "",
     stop_at_line_end: bool = False,
+    draft: Draft | None = None,
     **sampling: Any,
 ) -> SpanRequest:
     """A token-mode span request for the engines, as the server would pass it on."""
@@ -32,6 +33,7 @@ def span(
         sampling=SamplingParams(**sampling),
         tenant=tenant,
         stop_at_line_end=stop_at_line_end,
+        draft=draft,
     )
 
 
@@ -63,7 +65,10 @@ def token_span(
         ),
     )
     for name, value in fields.items():
-        if isinstance(value, relay_pb2.Sampling | relay_pb2.TokenContext | relay_pb2.TextContext):
+        if isinstance(
+            value,
+            relay_pb2.Sampling | relay_pb2.TokenContext | relay_pb2.TextContext | relay_pb2.Draft,
+        ):
             getattr(span, name).CopyFrom(value)
         else:
             setattr(span, name, value)

@@ -176,6 +176,43 @@ CASES: dict[str, Case] = {
         INVALID,
         "top_p",
     ),
+    # Drafts.
+    "draft in text mode": (
+        lambda tok: wire(
+            token_span(
+                tok,
+                text=text((relay_pb2.ROLE_USER, "Hi")),
+                draft=relay_pb2.Draft(token_ids=[1, 2], min_prob=0.1),
+            )
+        ),
+        INVALID,
+        "a draft needs token mode",
+    ),
+    "empty draft": (
+        lambda tok: wire(token_span(tok, draft=relay_pb2.Draft(min_prob=0.1))),
+        INVALID,
+        "draft.token_ids is empty",
+    ),
+    "NaN draft min_prob": (
+        lambda tok: wire(token_span(tok, draft=relay_pb2.Draft(token_ids=[1], min_prob=math.nan))),
+        INVALID,
+        "draft.min_prob",
+    ),
+    "draft min_prob above 1": (
+        lambda tok: wire(token_span(tok, draft=relay_pb2.Draft(token_ids=[1], min_prob=1.5))),
+        INVALID,
+        "draft.min_prob",
+    ),
+    "draft token outside the vocabulary": (
+        lambda tok: wire(token_span(tok, draft=relay_pb2.Draft(token_ids=[1, 2**31]))),
+        INVALID,
+        "position 1 of the draft",
+    ),
+    "context and draft over the limit": (
+        lambda tok: wire(token_span(tok, draft=relay_pb2.Draft(token_ids=[1] * 1990))),
+        INVALID,
+        "the context and the draft are",
+    ),
     # Extreme but valid: served.
     "largest float temperature": (
         lambda tok: wire(token_span(tok, sampling=relay_pb2.Sampling(temperature=3.4e38, seed=1))),
@@ -271,6 +308,10 @@ def span_requests(draw: st.DrawFn, fingerprint: str) -> relay_pb2.SpanRequest:
         ):
             span.text.messages.add(role=role, content=content)
         span.text.assistant_prefix = draw(st.text(max_size=30))
+    if draw(st.booleans()):
+        span.draft.token_ids.extend(draw(st.lists(st.integers(0, 2**32 - 1), max_size=6)))
+        span.draft.min_prob = draw(floats32)
+        span.draft.accept_top_token = draw(st.booleans())
     if draw(st.booleans()):
         span.sampling.temperature = draw(floats32)
         span.sampling.top_p = draw(floats32)

@@ -3,7 +3,7 @@ SmolLM2-135M (vLLM on its GGUF converted to HF format).
 
 Called directly on the teacher's event loop, without gRPC: info and fingerprint, pieces then
 one SpanEnd, the finish reasons, usage, prefix reuse within a session, concurrent sessions,
-stopping when the consumer stops, and refusing bad requests.
+stopping when the consumer stops, refusing bad requests, and checking a student's draft.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 
 from cloud_teacher.engines.base import Engine
 from cloud_teacher.errors import ContextTooLongError
-from cloud_teacher.requests import SpanRequest, TextContext
+from cloud_teacher.requests import Draft, SpanRequest, TextContext
 from cloud_teacher.spans import FinishReason, Piece, SpanEnd
 from relay_common.chat import ChatMessage
 from relay_common.gguf import GgufModel
@@ -127,6 +127,44 @@ def test_a_later_call_in_a_session_reuses_its_prefix(
     assert first.prompt_tokens == 300
     assert later.prompt_tokens == len(longer)
     assert later.cached_prompt_tokens >= 0.9 * len(longer)
+
+
+# A draft check: a story of 62 tokens, so that on vLLM (32-token cache blocks on a CPU) the
+# third accepted draft token completes a block the session's next call finds cached.
+STORY = "The river runs past the old mill, under the bridge and out to the sea. " * 8
+UNLIKELY = 50  # a token id SmolLM2 gives next to no probability in a story
+
+
+def test_a_draft_the_teacher_would_write_itself_is_accepted_whole(
+    teacher: RunningTeacher, smollm_tokenizer: GgufModel
+) -> None:
+    ids = smollm_tokenizer.tokenize(STORY, add_bos=True)[:62]
+    own = tokens_of(collect(teacher, span(ids, session="own-1", max_tokens=6))[0])
+    draft = Draft(token_ids=tuple(own), min_prob=0.1, accept_top_token=True)
+    pieces, end = collect(teacher, span(ids, session="g", max_tokens=4, draft=draft))
+
+    assert pieces == []
+    assert end.finish_reason is FinishReason.DRAFT_ACCEPTED
+    assert (end.accepted_draft_tokens, end.draft_tokens) == (6, 6)
+    assert end.prompt_tokens == 62  # the draft is read, not counted as context
+
+
+def test_a_draft_is_cut_at_its_first_rejected_token_and_the_span_follows_it(
+    teacher: RunningTeacher, smollm_tokenizer: GgufModel
+) -> None:
+    ids = smollm_tokenizer.tokenize(STORY, add_bos=True)[:62]
+    own = tokens_of(collect(teacher, span(ids, session="own-2", max_tokens=6))[0])
+    draft = Draft(token_ids=(*own[:3], UNLIKELY, *own[4:]), min_prob=0.1, accept_top_token=True)
+    pieces, end = collect(teacher, span(ids, session="h", max_tokens=2, draft=draft))
+    written = tokens_of(pieces)
+
+    assert end.accepted_draft_tokens == 3
+    assert end.finish_reason is FinishReason.LENGTH
+    assert len(written) == 2 and written[0] != UNLIKELY
+    assert (end.draft_tokens, end.prompt_tokens) == (6, 62)
+    # The session's next call, over the answer so far, finds the accepted draft cached.
+    _, later = collect(teacher, span([*ids, *own[:3], *written], session="h", max_tokens=1))
+    assert later.cached_prompt_tokens > 62
 
 
 def test_eight_sessions_at_once_each_get_their_own_answer(

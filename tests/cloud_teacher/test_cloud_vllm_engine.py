@@ -12,8 +12,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from cloud_teacher.errors import ConfigError, InvalidRequestError
-from cloud_teacher.requests import SpanRequest, TokenContext
-from cloud_teacher.spans import SpanEnd
+from cloud_teacher.requests import Draft, SpanRequest, TokenContext
+from cloud_teacher.spans import Piece, SpanEnd
 from relay_common.chat import ChatMessage
 from relay_common.embedded import smollm2_path
 from relay_common.sampling import SamplingParams
@@ -147,3 +147,73 @@ def test_seeded_spans_whose_prompts_share_a_step_do_not_kill_the_engine(
     health = health_pb2_grpc.HealthStub(vllm_teacher.channel)
     status = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=30).status
     assert status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_a_draft_check_reads_the_prefix_cache_and_scores_only_the_rest(
+    vllm_teacher, smollm_tokenizer
+) -> None:
+    """Prompt logprobs make vLLM skip the prefix cache unless told otherwise; the check reads
+    it. Where the cache holds draft positions too (the same check again), the check runs once
+    more without the cache: a verdict never comes from rows vLLM did not compute."""
+    # 90 tokens: two whole 32-token blocks, then a part block the check computes.
+    ids = tuple(smollm_tokenizer.tokenize("The river runs past the old mill to the sea. " * 12))
+    ids = ids[:90]
+
+    def request(tenant: str, *, max_tokens: int, draft: Draft | None = None) -> SpanRequest:
+        return SpanRequest(
+            session_id=tenant,
+            request_id="r",
+            context=TokenContext(token_ids=ids),
+            max_tokens=max_tokens,
+            sampling=SamplingParams(),
+            tenant=tenant,
+            draft=draft,
+        )
+
+    async def written(span: SpanRequest) -> list[int]:
+        events = vllm_teacher.engine.generate(span)
+        return [t async for e in events if isinstance(e, Piece) for t in e.token_ids]
+
+    # The teacher's own 36 tokens (another tenant: nothing of it is cached for the checks).
+    own = vllm_teacher.run(written(request("writer", max_tokens=36)))
+    draft = Draft(token_ids=(*own, 50), min_prob=0.1, accept_top_token=True)
+    end_of(vllm_teacher, request("checks", max_tokens=1))  # the context, cached
+
+    first = end_of(vllm_teacher, request("checks", max_tokens=1, draft=draft))
+    again = end_of(vllm_teacher, request("checks", max_tokens=1, draft=draft))
+
+    assert (first.accepted_draft_tokens, again.accepted_draft_tokens) == (36, 36)
+    assert first.cached_prompt_tokens == 64  # the context's whole blocks, read
+    assert again.cached_prompt_tokens == 0  # the draft was cached: scored without the cache
+
+
+def test_a_long_context_new_to_the_session_is_prefilled_before_the_draft_is_scored(
+    vllm_teacher, smollm_tokenizer
+) -> None:
+    """Logits of 400 prompt positions are not computed for a 4-token check: the context is
+    prefilled first by a plain request, and the check scores the draft."""
+    text = "The river runs past the old mill, under the bridge and out to the sea. " * 40
+    ids = tuple(smollm_tokenizer.tokenize(text)[:400])
+
+    def request(session: str, draft: Draft | None = None) -> SpanRequest:
+        return SpanRequest(
+            session_id=session,
+            request_id="r",
+            context=TokenContext(token_ids=ids),
+            max_tokens=4,
+            sampling=SamplingParams(),
+            tenant=session,  # nothing shared between the two
+            draft=draft,
+        )
+
+    async def written(span: SpanRequest) -> list[int]:
+        events = vllm_teacher.engine.generate(span)
+        return [t async for e in events if isinstance(e, Piece) for t in e.token_ids]
+
+    own = vllm_teacher.run(written(request("long-writer")))
+    check = end_of(
+        vllm_teacher,
+        request("long-check", Draft(token_ids=(*own, 50), min_prob=0.1, accept_top_token=True)),
+    )
+    assert (check.accepted_draft_tokens, check.draft_tokens) == (4, 5)
+    assert check.prompt_tokens == 400 and check.cached_prompt_tokens == 0

@@ -26,7 +26,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import llama_cpp.llama_cpp as llama_lib
 import numpy as np
 import numpy.typing as npt
 
@@ -37,6 +36,7 @@ from cloud_teacher.engines.llama_cpp.batch_check import (
 )
 from relay_common.errors import ModelLoadError
 from relay_common.gguf import GgufModel
+from relay_common.llama_import import llama_lib
 
 
 class DecodeError(RuntimeError):
@@ -49,6 +49,9 @@ class SequenceInput:
     position: int  # position of the first token: how many tokens the sequence holds
     tokens: Sequence[int]
     wants_logits: bool  # logits for the last token are read after the decode
+    # Logits are also kept for every token from this offset in `tokens` on (a draft check);
+    # the token at offset o is read at the returned index - (len(tokens) - 1 - o).
+    logits_from: int | None = None
 
 
 class BatchRunner:
@@ -139,7 +142,7 @@ class BatchRunner:
                 batch.pos[n] = item.position + offset
                 batch.n_seq_id[n] = 1
                 batch.seq_id[n][0] = item.seq_id
-                batch.logits[n] = False
+                batch.logits[n] = item.logits_from is not None and offset >= item.logits_from
                 n += 1
             if item.wants_logits and item.tokens:
                 batch.logits[n - 1] = True

@@ -8,6 +8,11 @@ text) ends that job only, and so does a batch the runner refuses before llama.cp
 (`BatchRejectedError`): the jobs at fault fail with `SpanFailedError` and their sequences start
 over empty, the others go on.
 
+A job with a draft is checked as its rows come: at the first rejected draft token its sequence
+forgets the rest of the draft (the accepted part stays cached for the session's next call) and
+the span is sampled from the logits there; with the whole draft accepted the job ends without
+a span.
+
     loop = StepLoop(runner, pool=pool, scheduler=scheduler, max_running=8)
     loop.submit(job)     # from any thread; events arrive through job.emit
     loop.cancel(job)     # from any thread; the job emits None once it stopped
@@ -21,6 +26,10 @@ import threading
 import time
 from collections import deque
 
+import numpy as np
+import numpy.typing as npt
+
+from cloud_teacher.drafts import rejects_logits
 from cloud_teacher.engines.llama_cpp.batch_check import BatchRejectedError
 from cloud_teacher.engines.llama_cpp.batch_runner import BatchRunner, SequenceInput
 from cloud_teacher.engines.llama_cpp.scheduler import Chunk, Scheduler
@@ -98,12 +107,13 @@ class StepLoop:
         if not self._running:
             return
         chunks = self._scheduler.plan(self._running)
+        inputs = [_input(chunk) for chunk in chunks]
         try:
-            indices = self.runner.decode([_input(chunk) for chunk in chunks])
+            indices = self.runner.decode(inputs)
         except BatchRejectedError as exc:  # nothing was evaluated: the context is intact
             self._reject(chunks, exc)
             return
-        self._advance(chunks, indices)
+        self._advance(chunks, inputs, indices)
 
     def _next_round(self) -> bool:
         """Waits until there is work; False once closing."""
@@ -137,36 +147,93 @@ class StepLoop:
                 sequence.tokens.clear()
             job.sequence = sequence
             job.cached_prompt_tokens = len(sequence.tokens)
-            job.pending = job.prompt[len(sequence.tokens) :]
+            # The claim keeps at most the prompt less its last token: the draft is read anew.
+            job.pending = [*job.prompt[len(sequence.tokens) :], *job.draft]
             job.started_at = time.perf_counter()
             self._waiting.remove(job)
             self._running.append(job)
 
-    def _advance(self, chunks: list[Chunk], indices: list[int]) -> None:
+    def _advance(
+        self, chunks: list[Chunk], inputs: list[SequenceInput], indices: list[int]
+    ) -> None:
         rows = iter(indices)
-        for chunk in chunks:
+        for chunk, step_input in zip(chunks, inputs, strict=True):
             job = chunk.job
             assert job.sequence is not None  # running jobs hold a sequence
             job.sequence.tokens.extend(chunk.tokens)
             del job.pending[: len(chunk.tokens)]
-            if not chunk.wants_logits:
+            if not step_input.wants_logits:
+                continue
+            last_row = next(rows)
+            if step_input.logits_from is not None:
+                self._check_draft(job, step_input, last_row, ends_prompt=chunk.wants_logits)
                 continue
             job.prefilled = True
-            logits = self.runner.logits(next(rows))
+            self._write(job, self.runner.logits(last_row))
+
+    def _write(self, job: SpanJob, logits: npt.NDArray[np.float32]) -> None:
+        """Samples the job's next token from `logits` and emits what it completes."""
+        try:
+            token = job.sampler.sample(logits)
+            pieces, finish = job.writer.take(token)
+        except Exception as exc:  # this job's own failure: the others go on
+            log.exception("span %s failed", job.request.request_id)
+            self._finish(job)
+            job.emit(exc)
+            return
+        for piece in pieces:
+            job.emit(piece)
+        if finish is None:
+            job.pending = [token]
+        else:
+            self._end(job, finish)
+
+    def _check_draft(
+        self, job: SpanJob, step_input: SequenceInput, last_row: int, *, ends_prompt: bool
+    ) -> None:
+        """Checks the draft tokens this step's rows predict; at the first rejected one the
+        span goes on from there, and with the whole draft read and accepted the job ends."""
+        assert job.sequence is not None and job.request.draft is not None
+        first_row = len(job.prompt) - 1  # predicts the draft's first token
+        last_offset = len(step_input.tokens) - 1
+        for offset in range(step_input.logits_from or 0, len(step_input.tokens)):
+            index = step_input.position + offset - first_row  # the draft token it predicts
+            if index >= len(job.draft):
+                break  # the row after the draft: only a rejection writes a span
+            logits = self.runner.logits(last_row - (last_offset - offset))
             try:
-                token = job.sampler.sample(logits)
-                pieces, finish = job.writer.take(token)
+                rejected = rejects_logits(job.request.draft, logits, token=job.draft[index])
             except Exception as exc:  # this job's own failure: the others go on
-                log.exception("span %s failed", job.request.request_id)
+                log.exception("draft check of span %s failed", job.request.request_id)
                 self._finish(job)
                 job.emit(exc)
-                continue
-            for piece in pieces:
-                job.emit(piece)
-            if finish is None:
-                job.pending = [token]
-            else:
-                self._end(job, finish)
+                return
+            if rejected:
+                again = self._cut_draft(job, accepted=index)
+                self._write(job, logits)
+                if again and job.pending:  # still writing: evaluate them before its token
+                    job.pending[:0] = again
+                    job.prefilled = False
+                return
+        if ends_prompt:
+            job.accepted_draft_tokens = len(job.draft)
+            self._end(job, FinishReason.DRAFT_ACCEPTED)
+
+    def _cut_draft(self, job: SpanJob, *, accepted: int) -> list[int]:
+        """Forgets the draft from its first rejected token on; the span is written from
+        there. The accepted tokens stay in the sequence, cached for the session. Returns the
+        tokens to evaluate again first: none, unless this cache cannot cut the sequence."""
+        assert job.sequence is not None
+        job.accepted_draft_tokens = accepted
+        job.prefilled = True
+        job.pending = []
+        cut = len(job.prompt) + accepted
+        if self.runner.drop(seq_id=job.sequence.seq_id, from_position=cut):
+            del job.sequence.tokens[cut:]
+            return []
+        self.runner.drop(seq_id=job.sequence.seq_id, from_position=0)
+        job.sequence.tokens.clear()
+        return [*job.prompt, *job.draft[:accepted]]
 
     def _reject(self, chunks: list[Chunk], error: BatchRejectedError) -> None:
         log.error("llama.cpp would refuse this step's batch: %s", error)
@@ -204,6 +271,8 @@ class StepLoop:
                 cached_prompt_tokens=job.cached_prompt_tokens,
                 queue_time_ms=(job.started_at - job.queued_at) * 1000,
                 compute_time_ms=(now - job.started_at) * 1000,
+                draft_tokens=len(job.draft),
+                accepted_draft_tokens=job.accepted_draft_tokens or 0,
             )
         )
 
@@ -230,11 +299,14 @@ class StepLoop:
 
 def _input(chunk: Chunk) -> SequenceInput:
     assert chunk.job.sequence is not None  # running jobs hold a sequence
+    position = len(chunk.job.sequence.tokens)
+    draft_rows = chunk.job.draft_rows(position, len(chunk.tokens))
     return SequenceInput(
         seq_id=chunk.job.sequence.seq_id,
-        position=len(chunk.job.sequence.tokens),
+        position=position,
         tokens=chunk.tokens,
-        wants_logits=chunk.wants_logits,
+        wants_logits=chunk.wants_logits or draft_rows is not None,
+        logits_from=draft_rows,
     )
 
 

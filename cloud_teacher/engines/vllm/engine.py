@@ -6,12 +6,24 @@ conversation with the model's chat template and continues the assistant's answer
 caching is on, so a session's later calls reuse the KV blocks of its earlier context; the
 tenant is the cache salt, so no tenant is ever served from another's cached prefix.
 
+A draft is checked with prompt logprobs: one request over context + draft asks for the
+log-probability of each prompt token and the top-1 token (`prompt_logprobs=1`). vLLM V1 then
+skips reading the prefix cache unless told otherwise (`skip_reading_prefix_cache` defaults to
+True with prompt logprobs, since rows read from the cache get no logprobs); the check sets it
+False, reads the cache, and uses only the rows vLLM computed, which are all the draft's as long
+as the cache holds no draft position (else the check runs once more without the cache). Logits
+are computed for every position not read from the cache, so a context the session has not sent
+before, longer than `_WARM_UP_ABOVE` new tokens, is first prefilled by a plain one-token
+request. A rejected draft is then continued by an ordinary span request over context + the
+accepted tokens, whose prefix is cached by the check.
+
 Only this module imports vLLM (the registry loads it when `--engine vllm` is chosen).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import logging
 import time
@@ -35,24 +47,37 @@ from vllm.v1.engine.exceptions import EngineGenerateError
 
 from cloud_teacher.engines.base import EngineInfo, SpanEvent
 from cloud_teacher.engines.vllm.cpu_memory import CpuKvNeed, GiB, cpu_kv_cache_bytes
+from cloud_teacher.engines.vllm.draft_rows import accepted_tokens
 from cloud_teacher.engines.vllm.gguf_to_hf import hf_copy_of
 from cloud_teacher.engines.vllm.hf_chat import HfChatRenderer
+from cloud_teacher.engines.vllm.session_contexts import SessionContexts
 from cloud_teacher.engines.vllm.settings import CPU_BLOCK_SIZE, VllmSettings
 from cloud_teacher.errors import ConfigError, EngineDeadError, InvalidRequestError, TeacherError
-from cloud_teacher.requests import Limits, SpanRequest, TokenContext, check_context_length
+from cloud_teacher.requests import (
+    Draft,
+    Limits,
+    SpanRequest,
+    TokenContext,
+    check_context_length,
+)
 from cloud_teacher.settings import TeacherSettings
 from cloud_teacher.spans import FinishReason, Piece, SpanEnd
-from cloud_teacher.stop_strings import StopScanner
 from relay_common.echo import clipped
 from relay_common.embedded import smollm2_path
 from relay_common.errors import ModelNotFoundError
 from relay_common.fingerprint import tokenizer_fingerprint
 from relay_common.gguf import PLAIN_TURN_MARKERS
 from relay_common.line_end import LineEnd
+from relay_common.stop_strings import StopScanner
 
 log = logging.getLogger(__name__)
 
 ENGINE_NAME = "vllm"
+# A draft check computes logits for each position it does not read from the prefix cache: more
+# new context tokens than this are prefilled first, without logits.
+_WARM_UP_ABOVE = 256
+# Sessions whose last context the engine remembers (a length and a digest each).
+_REMEMBERED_SESSIONS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,11 +190,6 @@ def engine_args(source: ModelSource, *, n_ctx: int, options: VllmSettings) -> As
         max_num_seqs=options.max_num_seqs,
         enforce_eager=on_cpu if options.enforce_eager is None else options.enforce_eager,
         enable_prefix_caching=True,
-        # On a CPU, a seeded span whose prompt was only partly prefilled in a step killed
-        # vLLM's engine: it rewinds the request's generator, which CPU generators cannot do
-        # ("CPU Generator does not use offset"). Whole prompts per step never need the rewind;
-        # vLLM then takes steps of max(n_ctx, 2048) tokens.
-        enable_chunked_prefill=False if on_cpu else None,
         disable_log_stats=True,
     )
 
@@ -195,6 +215,7 @@ class VllmEngine:
             llm.model_config.get_diff_sampling_param().get("stop_token_ids", ())
         ) | {tokenizer.eos_token_id}
         self._dead: EngineDeadError | None = None
+        self._contexts = SessionContexts(max_sessions=_REMEMBERED_SESSIONS)
 
     @property
     def info(self) -> EngineInfo:
@@ -211,10 +232,116 @@ class VllmEngine:
         started = time.perf_counter()
         prompt = self._prompt_tokens(request)
         check_context_length(len(prompt), self._limits)
+        key = (request.tenant, request.session_id)
+        new_tokens = self._contexts.uncached(key, prompt)
+        self._contexts.remember(key, prompt)
+        if request.draft is None:
+            spanned = self._span(prompt, request, started)
+        else:
+            spanned = self._checked_span(
+                prompt, request.draft, request, started, warm_up=new_tokens > _WARM_UP_ABOVE
+            )
+        async for event in spanned:
+            yield event
+
+    async def _checked_span(
+        self,
+        context: list[int],
+        draft: Draft,
+        request: SpanRequest,
+        started: float,
+        *,
+        warm_up: bool,
+    ) -> AsyncIterator[SpanEvent]:
+        """Checks the draft, then writes the span from its first rejected token (none when
+        the whole draft is accepted). `warm_up`: prefill the context first, without logits."""
+        warmed_cached = await self._prefill(context, request) if warm_up else None
+        accepted, cached = await self._check(context, draft, request)
+        usage = {
+            "prompt_tokens": len(context),
+            "cached_prompt_tokens": min(len(context), cached)
+            if warmed_cached is None
+            else warmed_cached,
+            "draft_tokens": len(draft.token_ids),
+            "accepted_draft_tokens": accepted,
+        }
+        if accepted == len(draft.token_ids):
+            yield SpanEnd(
+                finish_reason=FinishReason.DRAFT_ACCEPTED,
+                tail_text="",
+                queue_time_ms=0.0,
+                compute_time_ms=(time.perf_counter() - started) * 1000,
+                **usage,
+            )
+            return
+        async for event in self._span([*context, *draft.token_ids[:accepted]], request, started):
+            yield dataclasses.replace(event, **usage) if isinstance(event, SpanEnd) else event
+
+    async def _prefill(self, context: list[int], request: SpanRequest) -> int:
+        """Puts `context` in the prefix cache (one token generated, dropped); returns how many
+        of its tokens the cache held already."""
+        params = SamplingParams(
+            max_tokens=1,
+            temperature=0.0,
+            detokenize=False,
+            output_kind=RequestOutputKind.FINAL_ONLY,
+        )
+        output = await self._final(self._inputs(context, request), params)
+        return min(len(context), output.num_cached_tokens or 0)
+
+    async def _check(
+        self, context: list[int], draft: Draft, request: SpanRequest
+    ) -> tuple[int, int]:
+        """(draft tokens accepted, prompt tokens read from the cache) from one request over
+        context + draft that reads the prefix cache and scores the rest."""
+        prompt = [*context, *draft.token_ids]
+        for read_cache in (True, False):
+            params = SamplingParams(
+                max_tokens=1,  # vLLM generates at least one token; this one is dropped
+                temperature=0.0,
+                prompt_logprobs=1,  # the prompt token's log-probability and the top-1
+                skip_reading_prefix_cache=not read_cache,
+                detokenize=False,
+                output_kind=RequestOutputKind.FINAL_ONLY,
+            )
+            output = await self._final(self._inputs(prompt, request), params)
+            cached = output.num_cached_tokens or 0
+            # Rows read from the cache have no logprobs: those of the draft must be computed.
+            if cached < len(context) and output.prompt_logprobs is not None:
+                try:
+                    accepted = accepted_tokens(draft, output.prompt_logprobs, start=len(context))
+                except ValueError as exc:
+                    raise TeacherError(f"vLLM could not check the draft: {exc}") from exc
+                return accepted, cached
+        raise TeacherError("vLLM returned no prompt logprobs for the draft; retry the span")
+
+    async def _final(self, inputs: TokensPrompt, params: SamplingParams) -> RequestOutput:
+        """The last output of a request run to its end (aborted if the caller stops)."""
+        outputs = self._llm.generate(inputs, params, uuid.uuid4().hex)
+        final: RequestOutput | None = None
+        try:
+            async for output in self._mapped(outputs):
+                final = output
+        finally:
+            await outputs.aclose()
+        if final is None:
+            raise TeacherError("vLLM ended a request without an output; retry the span")
+        return final
+
+    @staticmethod
+    def _inputs(prompt: list[int], request: SpanRequest) -> TokensPrompt:
         inputs = TokensPrompt(prompt_token_ids=prompt)
         if request.tenant:  # prefixes are shared only among requests with the same salt
             inputs["cache_salt"] = request.tenant
-        outputs = self._llm.generate(inputs, self._sampling(request), uuid.uuid4().hex)
+        return inputs
+
+    async def _span(
+        self, prompt: list[int], request: SpanRequest, started: float
+    ) -> AsyncIterator[SpanEvent]:
+        """The span written after `prompt`, as pieces, then its SpanEnd."""
+        outputs = self._llm.generate(
+            self._inputs(prompt, request), self._sampling(request), uuid.uuid4().hex
+        )
         scanner = self._turn_scanner(request)
         at_answer_start = not isinstance(request.context, TokenContext) and not (
             request.context.assistant_prefix

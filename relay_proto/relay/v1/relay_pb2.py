@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14relay/v1/relay.proto\x12\x08relay.v1\"\x10\n\x0eGetInfoRequest\"\xb9\x01\n\x0fGetInfoResponse\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x1d\n\x15tokenizer_fingerprint\x18\x02 \x01(\t\x12\x12\n\nvocab_size\x18\x03 \x01(\r\x12 \n\x06limits\x18\x04 \x01(\x0b\x32\x10.relay.v1.Limits\x12\x0e\n\x06\x65ngine\x18\x05 \x01(\t\x12-\n\rreplay_window\x18\x06 \x01(\x0b\x32\x16.relay.v1.ReplayWindow\"=\n\x0cReplayWindow\x12\x1c\n\x14requests_per_session\x18\x01 \x01(\r\x12\x0f\n\x07seconds\x18\x02 \x01(\x01\"\x92\x01\n\x06Limits\x12\x17\n\x0fmax_span_tokens\x18\x01 \x01(\r\x12\x1a\n\x12max_context_tokens\x18\x02 \x01(\r\x12\x19\n\x11max_message_bytes\x18\x03 \x01(\r\x12\x19\n\x11max_calls_per_key\x18\x04 \x01(\r\x12\x1d\n\x15key_tokens_per_minute\x18\x05 \x01(\x04\"\xe5\x01\n\x0bSpanRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12(\n\x06tokens\x18\x03 \x01(\x0b\x32\x16.relay.v1.TokenContextH\x00\x12%\n\x04text\x18\x04 \x01(\x0b\x32\x15.relay.v1.TextContextH\x00\x12\x12\n\nmax_tokens\x18\x05 \x01(\r\x12$\n\x08sampling\x18\x06 \x01(\x0b\x32\x12.relay.v1.Sampling\x12\x18\n\x10stop_at_line_end\x18\x07 \x01(\x08\x42\t\n\x07\x63ontext\"@\n\x0cTokenContext\x12\x11\n\ttoken_ids\x18\x01 \x03(\r\x12\x1d\n\x15tokenizer_fingerprint\x18\x02 \x01(\t\"P\n\x0bTextContext\x12\'\n\x08messages\x18\x01 \x03(\x0b\x32\x15.relay.v1.ChatMessage\x12\x18\n\x10\x61ssistant_prefix\x18\x02 \x01(\t\"<\n\x0b\x43hatMessage\x12\x1c\n\x04role\x18\x01 \x01(\x0e\x32\x0e.relay.v1.Role\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"J\n\x08Sampling\x12\x13\n\x0btemperature\x18\x01 \x01(\x02\x12\r\n\x05top_p\x18\x02 \x01(\x02\x12\x11\n\x04seed\x18\x03 \x01(\x04H\x00\x88\x01\x01\x42\x07\n\x05_seed\":\n\x13GenerateSpanRequest\x12#\n\x04span\x18\x01 \x01(\x0b\x32\x15.relay.v1.SpanRequest\"\xb9\x01\n\x14GenerateSpanResponse\x12\x11\n\ttoken_ids\x18\x01 \x03(\r\x12\x0c\n\x04text\x18\x02 \x01(\t\x12-\n\rfinish_reason\x18\x03 \x01(\x0e\x32\x16.relay.v1.FinishReason\x12\"\n\x05usage\x18\x04 \x01(\x0b\x32\x13.relay.v1.SpanUsage\x12-\n\rsession_usage\x18\x05 \x01(\x0b\x32\x16.relay.v1.SessionUsage\"8\n\x11StreamSpanRequest\x12#\n\x04span\x18\x01 \x01(\x0b\x32\x15.relay.v1.SpanRequest\"\xb7\x01\n\x12StreamSpanResponse\x12\x11\n\ttoken_ids\x18\x01 \x03(\r\x12\x0c\n\x04text\x18\x02 \x01(\t\x12-\n\rfinish_reason\x18\x03 \x01(\x0e\x32\x16.relay.v1.FinishReason\x12\"\n\x05usage\x18\x04 \x01(\x0b\x32\x13.relay.v1.SpanUsage\x12-\n\rsession_usage\x18\x05 \x01(\x0b\x32\x16.relay.v1.SessionUsage\"\x9c\x01\n\tSpanUsage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\r\x12\x1c\n\x14\x63\x61\x63hed_prompt_tokens\x18\x02 \x01(\r\x12\x18\n\x10generated_tokens\x18\x03 \x01(\r\x12\x15\n\rqueue_time_ms\x18\x04 \x01(\x01\x12\x17\n\x0f\x63ompute_time_ms\x18\x05 \x01(\x01\x12\x10\n\x08replayed\x18\x06 \x01(\x08\"\x80\x01\n\x0cSessionUsage\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\r\n\x05spans\x18\x02 \x01(\r\x12\x15\n\rprompt_tokens\x18\x03 \x01(\x04\x12\x1c\n\x14\x63\x61\x63hed_prompt_tokens\x18\x04 \x01(\x04\x12\x18\n\x10generated_tokens\x18\x05 \x01(\x04\",\n\x16GetSessionUsageRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"@\n\x17GetSessionUsageResponse\x12%\n\x05usage\x18\x01 \x01(\x0b\x32\x16.relay.v1.SessionUsage\"\x14\n\x12GetKeyUsageRequest\"8\n\x13GetKeyUsageResponse\x12!\n\x05usage\x18\x01 \x01(\x0b\x32\x12.relay.v1.KeyUsage\"z\n\x08KeyUsage\x12\x10\n\x08key_name\x18\x01 \x01(\t\x12\r\n\x05spans\x18\x02 \x01(\x04\x12\x15\n\rprompt_tokens\x18\x03 \x01(\x04\x12\x1c\n\x14\x63\x61\x63hed_prompt_tokens\x18\x04 \x01(\x04\x12\x18\n\x10generated_tokens\x18\x05 \x01(\x04*P\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_SYSTEM\x10\x01\x12\r\n\tROLE_USER\x10\x02\x12\x12\n\x0eROLE_ASSISTANT\x10\x03*\x84\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x01\x12\x1f\n\x1b\x46INISH_REASON_END_OF_ANSWER\x10\x02\x12\x1a\n\x16\x46INISH_REASON_LINE_END\x10\x03\x32\x8e\x03\n\x0eTeacherService\x12>\n\x07GetInfo\x12\x18.relay.v1.GetInfoRequest\x1a\x19.relay.v1.GetInfoResponse\x12M\n\x0cGenerateSpan\x12\x1d.relay.v1.GenerateSpanRequest\x1a\x1e.relay.v1.GenerateSpanResponse\x12I\n\nStreamSpan\x12\x1b.relay.v1.StreamSpanRequest\x1a\x1c.relay.v1.StreamSpanResponse0\x01\x12V\n\x0fGetSessionUsage\x12 .relay.v1.GetSessionUsageRequest\x1a!.relay.v1.GetSessionUsageResponse\x12J\n\x0bGetKeyUsage\x12\x1c.relay.v1.GetKeyUsageRequest\x1a\x1d.relay.v1.GetKeyUsageResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14relay/v1/relay.proto\x12\x08relay.v1\"\x10\n\x0eGetInfoRequest\"\xb9\x01\n\x0fGetInfoResponse\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x1d\n\x15tokenizer_fingerprint\x18\x02 \x01(\t\x12\x12\n\nvocab_size\x18\x03 \x01(\r\x12 \n\x06limits\x18\x04 \x01(\x0b\x32\x10.relay.v1.Limits\x12\x0e\n\x06\x65ngine\x18\x05 \x01(\t\x12-\n\rreplay_window\x18\x06 \x01(\x0b\x32\x16.relay.v1.ReplayWindow\"=\n\x0cReplayWindow\x12\x1c\n\x14requests_per_session\x18\x01 \x01(\r\x12\x0f\n\x07seconds\x18\x02 \x01(\x01\"\x92\x01\n\x06Limits\x12\x17\n\x0fmax_span_tokens\x18\x01 \x01(\r\x12\x1a\n\x12max_context_tokens\x18\x02 \x01(\r\x12\x19\n\x11max_message_bytes\x18\x03 \x01(\r\x12\x19\n\x11max_calls_per_key\x18\x04 \x01(\r\x12\x1d\n\x15key_tokens_per_minute\x18\x05 \x01(\x04\"\x85\x02\n\x0bSpanRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12(\n\x06tokens\x18\x03 \x01(\x0b\x32\x16.relay.v1.TokenContextH\x00\x12%\n\x04text\x18\x04 \x01(\x0b\x32\x15.relay.v1.TextContextH\x00\x12\x12\n\nmax_tokens\x18\x05 \x01(\r\x12$\n\x08sampling\x18\x06 \x01(\x0b\x32\x12.relay.v1.Sampling\x12\x18\n\x10stop_at_line_end\x18\x07 \x01(\x08\x12\x1e\n\x05\x64raft\x18\x08 \x01(\x0b\x32\x0f.relay.v1.DraftB\t\n\x07\x63ontext\"F\n\x05\x44raft\x12\x11\n\ttoken_ids\x18\x01 \x03(\r\x12\x10\n\x08min_prob\x18\x02 \x01(\x02\x12\x18\n\x10\x61\x63\x63\x65pt_top_token\x18\x03 \x01(\x08\"@\n\x0cTokenContext\x12\x11\n\ttoken_ids\x18\x01 \x03(\r\x12\x1d\n\x15tokenizer_fingerprint\x18\x02 \x01(\t\"P\n\x0bTextContext\x12\'\n\x08messages\x18\x01 \x03(\x0b\x32\x15.relay.v1.ChatMessage\x12\x18\n\x10\x61ssistant_prefix\x18\x02 \x01(\t\"<\n\x0b\x43hatMessage\x12\x1c\n\x04role\x18\x01 \x01(\x0e\x32\x0e.relay.v1.Role\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"J\n\x08Sampling\x12\x13\n\x0btemperature\x18\x01 \x01(\x02\x12\r\n\x05top_p\x18\x02 \x01(\x02\x12\x11\n\x04seed\x18\x03 \x01(\x04H\x00\x88\x01\x01\x42\x07\n\x05_seed\":\n\x13GenerateSpanRequest\x12#\n\x04span\x18\x01 \x01(\x0b\x32\x15.relay.v1.SpanRequest\"\xd8\x01\n\x14GenerateSpanResponse\x12\x11\n\ttoken_ids\x18\x01 \x03(\r\x12\x0c\n\x04text\x18\x02 \x01(\t\x12-\n\rfinish_reason\x18\x03 \x01(\x0e\x32\x16.relay.v1.FinishReason\x12\"\n\x05usage\x18\x04 \x01(\x0b\x32\x13.relay.v1.SpanUsage\x12-\n\rsession_usage\x18\x05 \x01(\x0b\x32\x16.relay.v1.SessionUsage\x12\x1d\n\x15\x61\x63\x63\x65pted_draft_tokens\x18\x06 \x01(\r\"8\n\x11StreamSpanRequest\x12#\n\x04span\x18\x01 \x01(\x0b\x32\x15.relay.v1.SpanRequest\"\xd6\x01\n\x12StreamSpanResponse\x12\x11\n\ttoken_ids\x18\x01 \x03(\r\x12\x0c\n\x04text\x18\x02 \x01(\t\x12-\n\rfinish_reason\x18\x03 \x01(\x0e\x32\x16.relay.v1.FinishReason\x12\"\n\x05usage\x18\x04 \x01(\x0b\x32\x13.relay.v1.SpanUsage\x12-\n\rsession_usage\x18\x05 \x01(\x0b\x32\x16.relay.v1.SessionUsage\x12\x1d\n\x15\x61\x63\x63\x65pted_draft_tokens\x18\x06 \x01(\r\"\xb2\x01\n\tSpanUsage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\r\x12\x1c\n\x14\x63\x61\x63hed_prompt_tokens\x18\x02 \x01(\r\x12\x18\n\x10generated_tokens\x18\x03 \x01(\r\x12\x15\n\rqueue_time_ms\x18\x04 \x01(\x01\x12\x17\n\x0f\x63ompute_time_ms\x18\x05 \x01(\x01\x12\x10\n\x08replayed\x18\x06 \x01(\x08\x12\x14\n\x0c\x64raft_tokens\x18\x07 \x01(\r\"\x96\x01\n\x0cSessionUsage\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\r\n\x05spans\x18\x02 \x01(\r\x12\x15\n\rprompt_tokens\x18\x03 \x01(\x04\x12\x1c\n\x14\x63\x61\x63hed_prompt_tokens\x18\x04 \x01(\x04\x12\x18\n\x10generated_tokens\x18\x05 \x01(\x04\x12\x14\n\x0c\x64raft_tokens\x18\x06 \x01(\x04\",\n\x16GetSessionUsageRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"@\n\x17GetSessionUsageResponse\x12%\n\x05usage\x18\x01 \x01(\x0b\x32\x16.relay.v1.SessionUsage\"\x14\n\x12GetKeyUsageRequest\"8\n\x13GetKeyUsageResponse\x12!\n\x05usage\x18\x01 \x01(\x0b\x32\x12.relay.v1.KeyUsage\"\x90\x01\n\x08KeyUsage\x12\x10\n\x08key_name\x18\x01 \x01(\t\x12\r\n\x05spans\x18\x02 \x01(\x04\x12\x15\n\rprompt_tokens\x18\x03 \x01(\x04\x12\x1c\n\x14\x63\x61\x63hed_prompt_tokens\x18\x04 \x01(\x04\x12\x18\n\x10generated_tokens\x18\x05 \x01(\x04\x12\x14\n\x0c\x64raft_tokens\x18\x06 \x01(\x04*P\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_SYSTEM\x10\x01\x12\r\n\tROLE_USER\x10\x02\x12\x12\n\x0eROLE_ASSISTANT\x10\x03*\xa6\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x01\x12\x1f\n\x1b\x46INISH_REASON_END_OF_ANSWER\x10\x02\x12\x1a\n\x16\x46INISH_REASON_LINE_END\x10\x03\x12 \n\x1c\x46INISH_REASON_DRAFT_ACCEPTED\x10\x04\x32\x8e\x03\n\x0eTeacherService\x12>\n\x07GetInfo\x12\x18.relay.v1.GetInfoRequest\x1a\x19.relay.v1.GetInfoResponse\x12M\n\x0cGenerateSpan\x12\x1d.relay.v1.GenerateSpanRequest\x1a\x1e.relay.v1.GenerateSpanResponse\x12I\n\nStreamSpan\x12\x1b.relay.v1.StreamSpanRequest\x1a\x1c.relay.v1.StreamSpanResponse0\x01\x12V\n\x0fGetSessionUsage\x12 .relay.v1.GetSessionUsageRequest\x1a!.relay.v1.GetSessionUsageResponse\x12J\n\x0bGetKeyUsage\x12\x1c.relay.v1.GetKeyUsageRequest\x1a\x1d.relay.v1.GetKeyUsageResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'relay.v1.relay_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=2068
-  _globals['_ROLE']._serialized_end=2148
-  _globals['_FINISHREASON']._serialized_start=2151
-  _globals['_FINISHREASON']._serialized_end=2283
+  _globals['_ROLE']._serialized_start=2301
+  _globals['_ROLE']._serialized_end=2381
+  _globals['_FINISHREASON']._serialized_start=2384
+  _globals['_FINISHREASON']._serialized_end=2550
   _globals['_GETINFOREQUEST']._serialized_start=34
   _globals['_GETINFOREQUEST']._serialized_end=50
   _globals['_GETINFORESPONSE']._serialized_start=53
@@ -44,37 +44,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LIMITS']._serialized_start=304
   _globals['_LIMITS']._serialized_end=450
   _globals['_SPANREQUEST']._serialized_start=453
-  _globals['_SPANREQUEST']._serialized_end=682
-  _globals['_TOKENCONTEXT']._serialized_start=684
-  _globals['_TOKENCONTEXT']._serialized_end=748
-  _globals['_TEXTCONTEXT']._serialized_start=750
-  _globals['_TEXTCONTEXT']._serialized_end=830
-  _globals['_CHATMESSAGE']._serialized_start=832
-  _globals['_CHATMESSAGE']._serialized_end=892
-  _globals['_SAMPLING']._serialized_start=894
-  _globals['_SAMPLING']._serialized_end=968
-  _globals['_GENERATESPANREQUEST']._serialized_start=970
-  _globals['_GENERATESPANREQUEST']._serialized_end=1028
-  _globals['_GENERATESPANRESPONSE']._serialized_start=1031
-  _globals['_GENERATESPANRESPONSE']._serialized_end=1216
-  _globals['_STREAMSPANREQUEST']._serialized_start=1218
-  _globals['_STREAMSPANREQUEST']._serialized_end=1274
-  _globals['_STREAMSPANRESPONSE']._serialized_start=1277
-  _globals['_STREAMSPANRESPONSE']._serialized_end=1460
-  _globals['_SPANUSAGE']._serialized_start=1463
-  _globals['_SPANUSAGE']._serialized_end=1619
-  _globals['_SESSIONUSAGE']._serialized_start=1622
-  _globals['_SESSIONUSAGE']._serialized_end=1750
-  _globals['_GETSESSIONUSAGEREQUEST']._serialized_start=1752
-  _globals['_GETSESSIONUSAGEREQUEST']._serialized_end=1796
-  _globals['_GETSESSIONUSAGERESPONSE']._serialized_start=1798
-  _globals['_GETSESSIONUSAGERESPONSE']._serialized_end=1862
-  _globals['_GETKEYUSAGEREQUEST']._serialized_start=1864
-  _globals['_GETKEYUSAGEREQUEST']._serialized_end=1884
-  _globals['_GETKEYUSAGERESPONSE']._serialized_start=1886
-  _globals['_GETKEYUSAGERESPONSE']._serialized_end=1942
-  _globals['_KEYUSAGE']._serialized_start=1944
-  _globals['_KEYUSAGE']._serialized_end=2066
-  _globals['_TEACHERSERVICE']._serialized_start=2286
-  _globals['_TEACHERSERVICE']._serialized_end=2684
+  _globals['_SPANREQUEST']._serialized_end=714
+  _globals['_DRAFT']._serialized_start=716
+  _globals['_DRAFT']._serialized_end=786
+  _globals['_TOKENCONTEXT']._serialized_start=788
+  _globals['_TOKENCONTEXT']._serialized_end=852
+  _globals['_TEXTCONTEXT']._serialized_start=854
+  _globals['_TEXTCONTEXT']._serialized_end=934
+  _globals['_CHATMESSAGE']._serialized_start=936
+  _globals['_CHATMESSAGE']._serialized_end=996
+  _globals['_SAMPLING']._serialized_start=998
+  _globals['_SAMPLING']._serialized_end=1072
+  _globals['_GENERATESPANREQUEST']._serialized_start=1074
+  _globals['_GENERATESPANREQUEST']._serialized_end=1132
+  _globals['_GENERATESPANRESPONSE']._serialized_start=1135
+  _globals['_GENERATESPANRESPONSE']._serialized_end=1351
+  _globals['_STREAMSPANREQUEST']._serialized_start=1353
+  _globals['_STREAMSPANREQUEST']._serialized_end=1409
+  _globals['_STREAMSPANRESPONSE']._serialized_start=1412
+  _globals['_STREAMSPANRESPONSE']._serialized_end=1626
+  _globals['_SPANUSAGE']._serialized_start=1629
+  _globals['_SPANUSAGE']._serialized_end=1807
+  _globals['_SESSIONUSAGE']._serialized_start=1810
+  _globals['_SESSIONUSAGE']._serialized_end=1960
+  _globals['_GETSESSIONUSAGEREQUEST']._serialized_start=1962
+  _globals['_GETSESSIONUSAGEREQUEST']._serialized_end=2006
+  _globals['_GETSESSIONUSAGERESPONSE']._serialized_start=2008
+  _globals['_GETSESSIONUSAGERESPONSE']._serialized_end=2072
+  _globals['_GETKEYUSAGEREQUEST']._serialized_start=2074
+  _globals['_GETKEYUSAGEREQUEST']._serialized_end=2094
+  _globals['_GETKEYUSAGERESPONSE']._serialized_start=2096
+  _globals['_GETKEYUSAGERESPONSE']._serialized_end=2152
+  _globals['_KEYUSAGE']._serialized_start=2155
+  _globals['_KEYUSAGE']._serialized_end=2299
+  _globals['_TEACHERSERVICE']._serialized_start=2553
+  _globals['_TEACHERSERVICE']._serialized_end=2951
 # @@protoc_insertion_point(module_scope)

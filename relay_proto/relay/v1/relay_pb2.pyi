@@ -20,6 +20,7 @@ class FinishReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FINISH_REASON_LENGTH: _ClassVar[FinishReason]
     FINISH_REASON_END_OF_ANSWER: _ClassVar[FinishReason]
     FINISH_REASON_LINE_END: _ClassVar[FinishReason]
+    FINISH_REASON_DRAFT_ACCEPTED: _ClassVar[FinishReason]
 ROLE_UNSPECIFIED: Role
 ROLE_SYSTEM: Role
 ROLE_USER: Role
@@ -28,6 +29,7 @@ FINISH_REASON_UNSPECIFIED: FinishReason
 FINISH_REASON_LENGTH: FinishReason
 FINISH_REASON_END_OF_ANSWER: FinishReason
 FINISH_REASON_LINE_END: FinishReason
+FINISH_REASON_DRAFT_ACCEPTED: FinishReason
 
 class GetInfoRequest(_message.Message):
     __slots__ = ()
@@ -72,7 +74,7 @@ class Limits(_message.Message):
     def __init__(self, max_span_tokens: _Optional[int] = ..., max_context_tokens: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_calls_per_key: _Optional[int] = ..., key_tokens_per_minute: _Optional[int] = ...) -> None: ...
 
 class SpanRequest(_message.Message):
-    __slots__ = ("session_id", "request_id", "tokens", "text", "max_tokens", "sampling", "stop_at_line_end")
+    __slots__ = ("session_id", "request_id", "tokens", "text", "max_tokens", "sampling", "stop_at_line_end", "draft")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TOKENS_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +82,7 @@ class SpanRequest(_message.Message):
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
     STOP_AT_LINE_END_FIELD_NUMBER: _ClassVar[int]
+    DRAFT_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     request_id: str
     tokens: TokenContext
@@ -87,7 +90,18 @@ class SpanRequest(_message.Message):
     max_tokens: int
     sampling: Sampling
     stop_at_line_end: bool
-    def __init__(self, session_id: _Optional[str] = ..., request_id: _Optional[str] = ..., tokens: _Optional[_Union[TokenContext, _Mapping]] = ..., text: _Optional[_Union[TextContext, _Mapping]] = ..., max_tokens: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, _Mapping]] = ..., stop_at_line_end: _Optional[bool] = ...) -> None: ...
+    draft: Draft
+    def __init__(self, session_id: _Optional[str] = ..., request_id: _Optional[str] = ..., tokens: _Optional[_Union[TokenContext, _Mapping]] = ..., text: _Optional[_Union[TextContext, _Mapping]] = ..., max_tokens: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, _Mapping]] = ..., stop_at_line_end: _Optional[bool] = ..., draft: _Optional[_Union[Draft, _Mapping]] = ...) -> None: ...
+
+class Draft(_message.Message):
+    __slots__ = ("token_ids", "min_prob", "accept_top_token")
+    TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
+    MIN_PROB_FIELD_NUMBER: _ClassVar[int]
+    ACCEPT_TOP_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    token_ids: _containers.RepeatedScalarFieldContainer[int]
+    min_prob: float
+    accept_top_token: bool
+    def __init__(self, token_ids: _Optional[_Iterable[int]] = ..., min_prob: _Optional[float] = ..., accept_top_token: _Optional[bool] = ...) -> None: ...
 
 class TokenContext(_message.Message):
     __slots__ = ("token_ids", "tokenizer_fingerprint")
@@ -130,18 +144,20 @@ class GenerateSpanRequest(_message.Message):
     def __init__(self, span: _Optional[_Union[SpanRequest, _Mapping]] = ...) -> None: ...
 
 class GenerateSpanResponse(_message.Message):
-    __slots__ = ("token_ids", "text", "finish_reason", "usage", "session_usage")
+    __slots__ = ("token_ids", "text", "finish_reason", "usage", "session_usage", "accepted_draft_tokens")
     TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     SESSION_USAGE_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_DRAFT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     token_ids: _containers.RepeatedScalarFieldContainer[int]
     text: str
     finish_reason: FinishReason
     usage: SpanUsage
     session_usage: SessionUsage
-    def __init__(self, token_ids: _Optional[_Iterable[int]] = ..., text: _Optional[str] = ..., finish_reason: _Optional[_Union[FinishReason, str]] = ..., usage: _Optional[_Union[SpanUsage, _Mapping]] = ..., session_usage: _Optional[_Union[SessionUsage, _Mapping]] = ...) -> None: ...
+    accepted_draft_tokens: int
+    def __init__(self, token_ids: _Optional[_Iterable[int]] = ..., text: _Optional[str] = ..., finish_reason: _Optional[_Union[FinishReason, str]] = ..., usage: _Optional[_Union[SpanUsage, _Mapping]] = ..., session_usage: _Optional[_Union[SessionUsage, _Mapping]] = ..., accepted_draft_tokens: _Optional[int] = ...) -> None: ...
 
 class StreamSpanRequest(_message.Message):
     __slots__ = ("span",)
@@ -150,48 +166,54 @@ class StreamSpanRequest(_message.Message):
     def __init__(self, span: _Optional[_Union[SpanRequest, _Mapping]] = ...) -> None: ...
 
 class StreamSpanResponse(_message.Message):
-    __slots__ = ("token_ids", "text", "finish_reason", "usage", "session_usage")
+    __slots__ = ("token_ids", "text", "finish_reason", "usage", "session_usage", "accepted_draft_tokens")
     TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     SESSION_USAGE_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_DRAFT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     token_ids: _containers.RepeatedScalarFieldContainer[int]
     text: str
     finish_reason: FinishReason
     usage: SpanUsage
     session_usage: SessionUsage
-    def __init__(self, token_ids: _Optional[_Iterable[int]] = ..., text: _Optional[str] = ..., finish_reason: _Optional[_Union[FinishReason, str]] = ..., usage: _Optional[_Union[SpanUsage, _Mapping]] = ..., session_usage: _Optional[_Union[SessionUsage, _Mapping]] = ...) -> None: ...
+    accepted_draft_tokens: int
+    def __init__(self, token_ids: _Optional[_Iterable[int]] = ..., text: _Optional[str] = ..., finish_reason: _Optional[_Union[FinishReason, str]] = ..., usage: _Optional[_Union[SpanUsage, _Mapping]] = ..., session_usage: _Optional[_Union[SessionUsage, _Mapping]] = ..., accepted_draft_tokens: _Optional[int] = ...) -> None: ...
 
 class SpanUsage(_message.Message):
-    __slots__ = ("prompt_tokens", "cached_prompt_tokens", "generated_tokens", "queue_time_ms", "compute_time_ms", "replayed")
+    __slots__ = ("prompt_tokens", "cached_prompt_tokens", "generated_tokens", "queue_time_ms", "compute_time_ms", "replayed", "draft_tokens")
     PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     CACHED_PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     GENERATED_TOKENS_FIELD_NUMBER: _ClassVar[int]
     QUEUE_TIME_MS_FIELD_NUMBER: _ClassVar[int]
     COMPUTE_TIME_MS_FIELD_NUMBER: _ClassVar[int]
     REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    DRAFT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     prompt_tokens: int
     cached_prompt_tokens: int
     generated_tokens: int
     queue_time_ms: float
     compute_time_ms: float
     replayed: bool
-    def __init__(self, prompt_tokens: _Optional[int] = ..., cached_prompt_tokens: _Optional[int] = ..., generated_tokens: _Optional[int] = ..., queue_time_ms: _Optional[float] = ..., compute_time_ms: _Optional[float] = ..., replayed: _Optional[bool] = ...) -> None: ...
+    draft_tokens: int
+    def __init__(self, prompt_tokens: _Optional[int] = ..., cached_prompt_tokens: _Optional[int] = ..., generated_tokens: _Optional[int] = ..., queue_time_ms: _Optional[float] = ..., compute_time_ms: _Optional[float] = ..., replayed: _Optional[bool] = ..., draft_tokens: _Optional[int] = ...) -> None: ...
 
 class SessionUsage(_message.Message):
-    __slots__ = ("session_id", "spans", "prompt_tokens", "cached_prompt_tokens", "generated_tokens")
+    __slots__ = ("session_id", "spans", "prompt_tokens", "cached_prompt_tokens", "generated_tokens", "draft_tokens")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     SPANS_FIELD_NUMBER: _ClassVar[int]
     PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     CACHED_PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     GENERATED_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    DRAFT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     spans: int
     prompt_tokens: int
     cached_prompt_tokens: int
     generated_tokens: int
-    def __init__(self, session_id: _Optional[str] = ..., spans: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., cached_prompt_tokens: _Optional[int] = ..., generated_tokens: _Optional[int] = ...) -> None: ...
+    draft_tokens: int
+    def __init__(self, session_id: _Optional[str] = ..., spans: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., cached_prompt_tokens: _Optional[int] = ..., generated_tokens: _Optional[int] = ..., draft_tokens: _Optional[int] = ...) -> None: ...
 
 class GetSessionUsageRequest(_message.Message):
     __slots__ = ("session_id",)
@@ -216,15 +238,17 @@ class GetKeyUsageResponse(_message.Message):
     def __init__(self, usage: _Optional[_Union[KeyUsage, _Mapping]] = ...) -> None: ...
 
 class KeyUsage(_message.Message):
-    __slots__ = ("key_name", "spans", "prompt_tokens", "cached_prompt_tokens", "generated_tokens")
+    __slots__ = ("key_name", "spans", "prompt_tokens", "cached_prompt_tokens", "generated_tokens", "draft_tokens")
     KEY_NAME_FIELD_NUMBER: _ClassVar[int]
     SPANS_FIELD_NUMBER: _ClassVar[int]
     PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     CACHED_PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     GENERATED_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    DRAFT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     key_name: str
     spans: int
     prompt_tokens: int
     cached_prompt_tokens: int
     generated_tokens: int
-    def __init__(self, key_name: _Optional[str] = ..., spans: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., cached_prompt_tokens: _Optional[int] = ..., generated_tokens: _Optional[int] = ...) -> None: ...
+    draft_tokens: int
+    def __init__(self, key_name: _Optional[str] = ..., spans: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., cached_prompt_tokens: _Optional[int] = ..., generated_tokens: _Optional[int] = ..., draft_tokens: _Optional[int] = ...) -> None: ...

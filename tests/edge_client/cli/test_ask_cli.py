@@ -98,6 +98,54 @@ def test_ask_relays_equals_teacher_free_and_lands_in_the_ledger(edge_env, smollm
     assert sessions[alone["session_id"]]["mode"] == "teacher-free"
 
 
+def test_ask_with_verify_counts_the_tokens_the_teacher_read(edge_env, smollm2_teacher):
+    verified = ask_json(
+        edge_env,
+        "--exact",
+        "--teacher",
+        smollm2_teacher,
+        "--policy",
+        "verify",
+        "--accept-prob",
+        "0.1",
+        "--draft",
+        "8",
+        "--span",
+        "2",
+    )
+    assert_consistent(verified)
+    usage = verified["usage"]
+    assert usage["teacher_calls"] >= 2 and usage["teacher_failures"] == 0
+    assert usage["draft_tokens"] >= usage["student_tokens"] >= 1  # each token was checked
+    generated = usage["student_tokens"] + usage["teacher_tokens"]
+    assert usage["read_ratio"] == pytest.approx(usage["draft_tokens"] / generated, abs=1e-6)
+
+    listed = relay_edge(edge_env, "usage", "--session", verified["session_id"], "--json")
+    assert listed.returncode == 0, listed.stderr
+    [session] = json.loads(listed.stdout)["sessions"]
+    assert session["usage"] == usage and session["policy"] == "verify"
+    table = relay_edge(edge_env, "usage", "--session", verified["session_id"])
+    assert str(usage["draft_tokens"]) in table.stdout
+
+
+def test_ask_with_verify_and_a_text_mode_teacher_says_what_decides_instead(edge_env, gemma_teacher):
+    done = relay_edge(
+        edge_env,
+        "ask",
+        QUESTION,
+        "--json",
+        "--max-tokens",
+        "16",
+        "--teacher",
+        gemma_teacher,
+        "--policy",
+        "verify",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "text mode" in done.stderr and "confidence policy decides" in done.stderr
+    assert json.loads(done.stdout)["usage"]["draft_tokens"] == 0
+
+
 def test_ask_with_the_teacher_stopped_still_answers(edge_env):
     with start_local_teacher(model=smollm2_path()) as teacher:
         address = teacher.address

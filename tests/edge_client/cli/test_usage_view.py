@@ -58,6 +58,10 @@ def test_json_for_one_session_by_id_or_unique_prefix(ledger: Ledger, given: str)
 
     [session] = document["sessions"]
     assert session["session_id"] == "first-1a"
+    # One session's answers are listed, each with its own counts.
+    [answer] = session["answers"]
+    assert answer["status"] == "incomplete" and answer["finish_reason"] is None
+    assert answer["usage"] == session["usage"]
     assert document["totals"] == session["usage"]
 
 

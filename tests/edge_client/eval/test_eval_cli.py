@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 RELAY_EDGE = str(Path(sys.executable).with_name("relay-edge"))
 DATASET = Path(__file__).parent / "data" / "gsm8k_test_sample.jsonl"
-SETTINGS = ("never", "always:4", "confidence:0.3", "confidence:0.6")
+SETTINGS = ("never", "always:4", "confidence:0.3", "confidence:0.6", "verify:0.1:2:8")
 
 
 @pytest.fixture
@@ -65,6 +65,9 @@ def test_eval_writes_summary_and_plot_then_resumes(eval_env, smollm2_teacher, tm
     assert by_setting["never"]["calls_per_answer"] == 0
     assert by_setting["always:4"]["teacher_token_ratio"] == 1.0  # no span fell back
     assert by_setting["always:4"]["fallback_spans"] == 0
+    # The teacher read the verified answer's drafts (all but what its spans wrote).
+    assert by_setting["verify:0.1:2:8"]["teacher_read_ratio"] > 0.5
+    assert by_setting["never"]["teacher_read_ratio"] == 0
     for s in by_setting.values():
         assert 0 <= s["accuracy_low"] <= s["accuracy"] <= s["accuracy_high"] <= 1
     # Token mode with the student's own GGUF: whoever writes, the greedy answer is the same.
@@ -76,7 +79,7 @@ def test_eval_writes_summary_and_plot_then_resumes(eval_env, smollm2_teacher, tm
     before = (out / "records.jsonl").read_text()
     second = run_eval(eval_env, out, smollm2_teacher, "--limit", "2")
     assert second.returncode == 0, second.stderr
-    assert "answers to run: 4; recorded: 4" in second.stderr
+    assert "answers to run: 5; recorded: 5" in second.stderr
     after = (out / "records.jsonl").read_text()
     assert after.startswith(before)
     new = records(out)[len(done) :]

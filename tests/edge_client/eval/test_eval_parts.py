@@ -10,8 +10,9 @@ from edge_client.errors import ConfigError, DatasetError
 from edge_client.eval.dataset import INSTRUCTION, read_items
 from edge_client.eval.plan import matched_rate, plan_settings
 from edge_client.eval.records import EvalRecord, RecordLog
-from edge_client.eval.summary import wilson_interval
+from edge_client.eval.summary import summarize, wilson_interval
 from edge_client.policies.registry import PolicyName
+from edge_client.relay.usage import Usage
 from edge_client.settings import EdgeSettings
 
 SETTINGS = EdgeSettings(span=8, max_span=64, ledger_path="unused.db")
@@ -83,6 +84,19 @@ def test_plan_matches_random_to_the_settings_named():
     assert [s.key for s in both] == ["step:1.5", "random~step:1.5"]
 
 
+def test_plan_names_verify_settings_in_full_and_matches_their_cost():
+    plan = plan_settings(["verify:0.1", "verify:0.30:1:16", "random~verify:0.1"], SETTINGS)
+    assert [s.key for s in plan] == ["verify:0.1:8:32", "verify:0.3:1:16", "random~verify:0.1:8:32"]
+    first, second, random = plan
+    assert (first.policy, first.value, first.span, first.draft) == (PolicyName.VERIFY, 0.1, 8, 32)
+    assert (second.span, second.draft) == (1, 16)
+    policy = second.build(SETTINGS, rate=None, seed=0)
+    assert policy.draft_checks is not None
+    assert (policy.draft_checks.accept_prob, policy.draft_checks.draft) == (0.3, 16)
+    assert policy.draft_checks.span == 1
+    assert random.matched_to == "verify:0.1:8:32" and random.span == 8
+
+
 @pytest.mark.parametrize(
     ("specs", "message"),
     [
@@ -93,7 +107,12 @@ def test_plan_matches_random_to_the_settings_named():
         (["never:3"], "takes no value"),
         (["random"], "matches the cost"),
         (["random~entropy:2", "entropy:1"], "random~entropy:2 .* must run too"),
-        (["random~never", "never"], "be a confidence, entropy or step setting"),
+        (["random~never", "never"], "be a confidence, entropy, step, router or verify"),
+        (["verify"], "write verify:P"),
+        (["verify:0.1:1:32:4"], "write verify:P"),
+        (["verify:2"], "between 0 and 1"),
+        (["verify:0.1:0"], "at least 1"),
+        (["verify:0.1:1:x"], "is not a number"),
         (["never", "never"], "named twice"),
         (["always:0"], "at least 1"),
         (["random:0.1:4"], "takes its span from --span"),
@@ -123,6 +142,24 @@ def test_wilson_interval():
 def record(setting: str, item: str, *, fallback_spans: int = 0) -> EvalRecord:
     usage = {"teacher_tokens": 1, "student_tokens": 3, "fallback_spans": fallback_spans}
     return EvalRecord(setting, item, True, "4", "\\boxed{4}", "end_of_answer", usage, 0.5)
+
+
+def test_the_summary_gives_the_read_share_beside_the_generated_one():
+    plan = plan_settings(["never", "verify:0.1:1:32"], SETTINGS)
+    older = Usage(student_tokens=3, teacher_tokens=1).as_dict()
+    for newer in ("draft_tokens", "rejected_draft_tokens", "read_ratio"):
+        del older[newer]  # a record made before drafts were counted
+    read = Usage(student_tokens=98, teacher_tokens=2, draft_tokens=130).as_dict()
+    records = {
+        "never": [EvalRecord("never", "1", True, "4", "4", "end_of_answer", older, 1.0)],
+        "verify:0.1:1:32": [
+            EvalRecord("verify:0.1:1:32", "1", True, "4", "4", "end_of_answer", read, 2.0)
+        ],
+    }
+    never, verified = summarize(plan, records)
+    assert (never.teacher_read_ratio, never.teacher_token_ratio) == (0.0, 0.25)
+    assert verified.teacher_token_ratio == pytest.approx(0.02)
+    assert verified.teacher_read_ratio == pytest.approx(1.3)
 
 
 def test_record_log_survives_a_cut_line_and_refuses_other_options(tmp_path):

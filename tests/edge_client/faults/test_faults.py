@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -19,10 +20,20 @@ import pytest
 from tcp_proxy import Mode
 
 from edge_client.ledger.store import Ledger, RecordedTeacherUsage
-from edge_client.policies.baselines import AlwaysPolicy
-from edge_client.relay.events import AnswerFinished, CallOutcome, TeacherCall, TokensAppended
+from edge_client.policies.baselines import AlwaysPolicy, NeverPolicy
+from edge_client.policies.verify import VerifyPolicy
+from edge_client.relay.events import (
+    AnswerEndReason,
+    AnswerFinished,
+    AnswerStarted,
+    CallOutcome,
+    Source,
+    TeacherCall,
+    TokensAppended,
+)
 from edge_client.relay.loop import RelayOptions, RelaySession
 from edge_client.runtime import EdgeRuntime
+from edge_client.student.llama_student import LlamaStudent
 from edge_client.teacher.client import SpanQuery, SpanReply
 from edge_client.teacher.grpc_client import GrpcTeacherClient
 from edge_client.teacher.local import start_local_teacher
@@ -54,7 +65,7 @@ def recorded_answer(student, address, ledger: Ledger, *, on_event=lambda event: 
     session = RelaySession(
         student=student,
         teacher=client,
-        policy=AlwaysPolicy(span=kwargs.get("span", 3)),
+        policy=kwargs.get("policy") or AlwaysPolicy(span=kwargs.get("span", 3)),
         options=RelayOptions(max_tokens=kwargs.get("max_tokens", 30)),
     )
     ledger.start_session(session.session_id, student_model="s", teacher=address, policy="always")
@@ -63,6 +74,7 @@ def recorded_answer(student, address, ledger: Ledger, *, on_event=lambda event: 
         ledger=ledger,
         teacher_label=address,
         mode="token",
+        policy="always",
         cancel=session.cancel,
         _teacher=client,
     )
@@ -98,6 +110,7 @@ def assert_reconciled(ledger: Ledger, session_id: str, teacher_usage) -> None:
         prompt_tokens=theirs.prompt_tokens,
         cached_prompt_tokens=theirs.cached_prompt_tokens,
         generated_tokens=theirs.generated_tokens,
+        draft_tokens=theirs.draft_tokens,
     )
 
 
@@ -149,6 +162,107 @@ def test_a_stalled_connection_times_out_and_the_answer_goes_on(
     assert session.usage.fallback_tokens >= 1
     assert_ledger_matches(ledger, session, events)
     ledger.close()
+
+
+def verify_policy(*, window: int) -> VerifyPolicy:
+    return VerifyPolicy(accept_prob=0.1, draft=8, span=2, window=window, fallback=NeverPolicy())
+
+
+def test_drafts_stand_when_the_teacher_goes_away_mid_answer(
+    student, proxy, tmp_path, teacher_usage
+):
+    """Checks answered, then every connection reset: the student's drafts stand as it wrote
+    them (fallback spans), and the checks that were answered are counted alike on both sides."""
+    ledger = Ledger(tmp_path / "ledger.db")
+
+    def inject(event) -> None:
+        if isinstance(event, TeacherCall) and event.outcome is CallOutcome.ANSWERED:
+            proxy.mode = Mode.RESET  # after the first check: the teacher is gone
+
+    session, events = recorded_answer(
+        student,
+        proxy.address,
+        ledger,
+        on_event=inject,
+        policy=verify_policy(window=8),
+        max_tokens=40,
+    )
+
+    calls = [event for event in events if isinstance(event, TeacherCall)]
+    assert calls[0].outcome is CallOutcome.ANSWERED
+    assert len(calls) >= 2 and all(call.failed for call in calls[1:])
+    usage = session.usage
+    assert usage.fallback_spans == len(calls) - 1 and usage.fallback_tokens >= 1
+    assert usage.draft_tokens == calls[0].draft_tokens  # only the answered check was read
+    assert events[-1].reason is not AnswerEndReason.CANCELLED
+    # Each draft that stood is the student's own continuation of the answer before it.
+    prompt = student.render_prompt(QUESTION)
+    answer: list[int] = []
+    for event in events:
+        if isinstance(event, TokensAppended):
+            if event.source is Source.FALLBACK:
+                student.sync([*prompt, *answer])
+                assert [greedy_next(student) for _ in event.token_ids] == list(event.token_ids)
+            answer += event.token_ids
+    assert_ledger_matches(ledger, session, events)
+    assert_reconciled(ledger, session.session_id, teacher_usage)
+    ledger.close()
+
+
+def greedy_next(student) -> int:
+    token = int(student.next_logits().argmax())
+    student.append([token])
+    return token
+
+
+def test_the_student_drafts_ahead_of_a_check_in_flight_up_to_its_window(proxy, tmp_path):
+    """The second check is held on the wire: meanwhile the student drafts `window` tokens past
+    it, no more, and the answer goes on once the check comes back."""
+    # Exact, as the teacher: every draft is accepted, so the count below holds.
+    student = LlamaStudent(n_ctx=2048, n_ubatch=1)
+    window, draft = 8, 8
+    seen: list = []
+    stalled = threading.Event()
+
+    def inject(event) -> None:
+        seen.append(event)
+        if isinstance(event, TeacherCall) and not stalled.is_set():
+            stalled.set()
+            proxy.mode = Mode.STALL  # the next check is held
+
+    def answer() -> None:
+        with Ledger(tmp_path / "ledger.db") as ledger:  # used on the thread that opens it
+            policy = verify_policy(window=window)
+            done.append(
+                recorded_answer(
+                    student, proxy.address, ledger, on_event=inject, policy=policy, max_tokens=60
+                )
+            )
+
+    before = student.evaluated_tokens
+    done: list = []
+    worker = threading.Thread(target=answer)
+    worker.start()
+    try:
+        assert stalled.wait(600) and proxy.wait_for_held_bytes()
+        # The answer so far, the check held, and the window drafted past it: then it waits.
+        released = sum(len(e.token_ids) for e in seen if isinstance(e, TokensAppended))
+        prompt = next(e.prompt_tokens for e in seen if isinstance(e, AnswerStarted))
+        expected = prompt + released + draft + window
+        deadline = time.monotonic() + 300
+        while student.evaluated_tokens - before < expected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert student.evaluated_tokens - before == expected
+        time.sleep(1.0)  # it stays there: no token past the window
+        assert student.evaluated_tokens - before == expected
+    finally:
+        proxy.mode = Mode.FORWARD
+        worker.join(600)
+        student.close()
+    session, events = done[0]
+    assert not any(e.failed for e in events if isinstance(e, TeacherCall))
+    with Ledger(tmp_path / "ledger.db") as ledger:
+        assert_ledger_matches(ledger, session, events)
 
 
 def test_a_stopped_then_killed_teacher_and_its_restart(student, tmp_path):

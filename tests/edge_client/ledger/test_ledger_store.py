@@ -299,3 +299,114 @@ def migrate_first_only(db: sqlite3.Connection) -> None:
     first = MIGRATIONS[0]
     first(db)
     db.execute("INSERT INTO _migrations VALUES (?, 'then')", (first.__name__,))
+
+
+def test_draft_checks_count_what_the_teacher_read_and_what_it_rejected(path: Path) -> None:
+    checked = TeacherCall(
+        requested=2,
+        received=2,
+        retries=0,
+        latency_ms=30.0,
+        wire_bytes=200,
+        request_id="c1",
+        teacher_usage=TeacherUsage(prompt_tokens=50, generated_tokens=2, draft_tokens=8),
+        draft_tokens=8,
+        accepted_draft_tokens=5,
+    )
+    unchecked = TeacherCall(
+        requested=2,
+        received=0,
+        retries=0,
+        latency_ms=9.0,
+        wire_bytes=100,
+        error="UNAVAILABLE",
+        outcome=CallOutcome.UNAVAILABLE,
+        request_id="c2",
+        draft_tokens=8,
+    )
+    answer = [
+        AnswerStarted(prompt_tokens=50),
+        TokensAppended(Source.STUDENT, (1, 2, 3, 4, 5), "abcde"),  # the accepted draft
+        checked,
+        TokensAppended(Source.TEACHER, (6, 7), "fg"),  # the correction
+        unchecked,
+        TokensAppended(Source.FALLBACK, (8, 9, 10, 11, 12, 13, 14, 15), "hijklmno"),  # stands
+        AnswerFinished(AnswerEndReason.MAX_TOKENS),
+    ]
+    with Ledger(path) as ledger:
+        start(ledger)
+        for event in answer:
+            ledger.record("s1", event)
+        usage = ledger.session("s1").usage
+        assert ledger.answers("s1")[0].usage == usage  # the answer's own counts too
+        assert ledger.teacher_calls("s1") == [checked, unchecked]
+        assert ledger.teacher_usage("s1").draft_tokens == 8  # what GetSessionUsage reports
+
+    # Only the answered check's draft was read; its 3 rejected tokens left the answer.
+    assert (usage.draft_tokens, usage.rejected_draft_tokens) == (8, 3)
+    assert (usage.student_tokens, usage.teacher_tokens, usage.fallback_tokens) == (13, 2, 8)
+    assert usage.fallback_spans == 1
+    assert usage.offload_ratio == pytest.approx(2 / 15)
+    assert usage.read_ratio == pytest.approx(8 / 15)
+
+
+def test_each_answer_keeps_its_own_counts_a_cancelled_one_too(path: Path) -> None:
+    with Ledger(path) as ledger:
+        start(ledger)
+        for event in ANSWER:
+            ledger.record("s1", event)
+        # The second answer is stopped during a teacher call: it keeps the tokens it had.
+        ledger.record("s1", AnswerStarted(prompt_tokens=7))
+        ledger.record("s1", TokensAppended(Source.STUDENT, (1, 2), "ab"))
+        cancelled = TeacherCall(
+            requested=8,
+            received=0,
+            retries=0,
+            latency_ms=3.0,
+            wire_bytes=90,
+            error="the call was cancelled",
+            outcome=CallOutcome.CANCELLED,
+        )
+        ledger.record("s1", cancelled)
+        ledger.record("s1", AnswerFinished(AnswerEndReason.CANCELLED))
+        answers = ledger.answers("s1")
+        session = ledger.session("s1")
+
+    assert [(a.status, a.finish_reason) for a in answers] == [
+        ("complete", "end_of_answer"),
+        ("complete", "cancelled"),
+    ]
+    first, second = (answer.usage for answer in answers)
+    assert (first.prompt_tokens, first.student_tokens, first.teacher_tokens) == (20, 9, 4)
+    assert (second.prompt_tokens, second.student_tokens, second.cancelled_calls) == (7, 2, 1)
+    assert second.teacher_calls == 1 and second.fallback_spans == 0
+    assert all(answer.finished_at is not None for answer in answers)
+    total = Usage()
+    for answer in (first, second):
+        total.merge(answer)
+    assert total == session.usage
+
+
+def test_a_ledger_from_before_answer_counts_opens_with_them_at_zero(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edge_client.ledger import migrations
+
+    older = [m for m in MIGRATIONS if m.__name__ != "m003_answer_usage"]
+    monkeypatch.setattr(migrations, "MIGRATIONS", older)
+    db = sqlite3.connect(path, isolation_level=None)
+    migrations.migrate(db)
+    db.execute(
+        "INSERT INTO sessions (id, started_at, student_model, teacher, policy) "
+        "VALUES ('s1', '2026-01-01T00:00:00+00:00', 'smollm2', 'none', 'never')"
+    )
+    db.execute(
+        "INSERT INTO answers (session_id, started_at, status, finish_reason) "
+        "VALUES ('s1', '2026-01-01T00:00:00+00:00', 'complete', 'cancelled')"
+    )
+    db.close()
+    monkeypatch.undo()
+
+    with Ledger(path) as ledger:
+        [answer] = ledger.answers("s1")
+    assert (answer.status, answer.finish_reason, answer.usage) == ("complete", "cancelled", Usage())

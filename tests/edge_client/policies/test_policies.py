@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from edge_client.errors import ConfigError
 from edge_client.policies.base import Step
 from edge_client.policies.baselines import AlwaysPolicy, NeverPolicy, RandomPolicy
 from edge_client.policies.confidence import ConfidencePolicy
 from edge_client.policies.registry import PolicyName, build_policy
 from edge_client.policies.uncertainty import top_probability
+from edge_client.router.model import DenseLayer, RouterMeta, RouterModel
 
 CONFIDENT = np.array([10.0, 0.0, 0.0, 0.0], dtype=np.float32)  # top probability ~ 0.9999
 UNSURE = np.zeros(4, dtype=np.float32)  # top probability 0.25
@@ -72,5 +74,33 @@ def test_every_policy_name_builds(name):
         budget=None,
         rate=0.1,
         seed=1,
+        accept_prob=0.1,
+        draft=8,
+        draft_window=8,
+        router=_ROUTER if name is PolicyName.ROUTER else None,
     )
     assert policy.name == name.value
+
+
+def test_the_router_policy_needs_a_router_file():
+    with pytest.raises(ConfigError, match="--router PATH"):
+        build_policy(
+            PolicyName.ROUTER,
+            span=4,
+            max_span=16,
+            threshold=0.5,
+            entropy_bound=1.0,
+            min_gap=0,
+            budget=None,
+            rate=0.1,
+            seed=1,
+            accept_prob=0.1,
+            draft=8,
+            draft_window=8,
+        )
+
+
+_ROUTER = RouterModel(
+    [DenseLayer(np.zeros((4, 1), np.float32), np.zeros(1, np.float32))],
+    RouterMeta(student_fingerprint="f" * 64, hidden_size=4, student_model="test"),
+)

@@ -55,6 +55,23 @@ def test_max_tokens_ends_the_answer(student):
     assert session.usage.student_tokens == 5
 
 
+def test_a_stop_string_ends_the_answer_and_options_hold_for_one_answer(student):
+    session = RelaySession(
+        student=student, teacher=None, policy=NeverPolicy(), options=RelayOptions(max_tokens=40)
+    )
+    _, full = run(session)
+    stop = full.split()[2]  # a word from the middle of the greedy answer
+    events = list(session.answer(QUESTION, options=RelayOptions(max_tokens=40, stop=(stop,))))
+    pieces = [e.text for e in events if isinstance(e, TokensAppended)]
+    assert events[-1] == AnswerFinished(AnswerEndReason.STOP_STRING)
+    # The loop ends at the token that completes the stop string; cutting it is the front end's.
+    assert full.startswith("".join(pieces)) and stop in "".join(pieces)
+    assert stop not in "".join(pieces[:-1])
+    # The session's own options apply again to the next answer.
+    _, again = run(session)
+    assert again == full
+
+
 def test_cancel_stops_between_tokens(student):
     written = []
     cancel = threading.Event()

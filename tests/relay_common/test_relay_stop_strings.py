@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cloud_teacher.stop_strings import StopScanner
 from relay_common.gguf import PLAIN_TURN_MARKERS
+from relay_common.stop_strings import StopScanner
 
 STOPS = ("\nUser:", "\nAssistant:")
 

@@ -1,14 +1,16 @@
-"""Ending a span at a stop string, token by token, without streaming any part of it.
+"""Ending text at a stop string, token by token, without streaming any part of it.
 
-Base models (no chat template of their own) are prompted with the plain template, and they
-tend to go on writing the next turn ("\\nUser: ...") instead of ending the answer; the turn
-markers are their end of answer. Tokens that may be the start of a stop string are held back
-until that is settled.
+The teacher ends a base model's span at its next turn marker: base models (no chat template
+of their own) are prompted with the plain template, and they tend to go on writing the next
+turn ("\\nUser: ...") instead of ending the answer. `relay-edge serve` ends an answer at the
+`stop` strings of an OpenAI request. Tokens that may be the start of a stop string are held
+back until that is settled.
 
 When a stop string is reached, all text before it is released, none of it after: a token whose
 text straddles the stop's start (".\n" before "Question:") is released with its text cut
 there ("."), under its own id. Its id stays because the token was generated (and is counted);
-in text mode, the only mode with stop strings, the text is what the client uses.
+in the teacher's text mode (its only mode with stop strings) the text is what the client
+uses.
 
     scanner = StopScanner(stops, primed_with=assistant_prefix)
     released, stopped = scanner.feed(token_id, text)   # tokens safe to emit; stop reached?
