@@ -88,6 +88,29 @@ def malformed_call(
             return MalformedCall(span=None, raw=b"\x0a\xff\xff\xff\xff\x0f" + tail)
         case "no_key":
             return MalformedCall(span=span, expected=grpc.StatusCode.UNAUTHENTICATED, no_key=True)
+        case "draft_in_text_mode":  # text mode shares no token ids with the student
+            if span.WhichOneof("context") != "text":
+                span.text.CopyFrom(
+                    relay_pb2.TextContext(
+                        messages=[relay_pb2.ChatMessage(role=relay_pb2.ROLE_USER, content="hi")]
+                    )
+                )
+            span.draft.CopyFrom(relay_pb2.Draft(token_ids=[1, 2], min_prob=0.1))
+        case "empty_draft":
+            _token_mode(span, info)
+            span.draft.CopyFrom(relay_pb2.Draft(min_prob=0.1))
+        case "bad_draft_min_prob":
+            _token_mode(span, info)
+            min_prob = draw.choice([-0.5, 1.5, float("nan")])
+            span.draft.CopyFrom(relay_pb2.Draft(token_ids=[1, 2], min_prob=min_prob))
+        case "draft_out_of_vocabulary":
+            _token_mode(span, info)
+            bad = info.vocab_size + draw.randint(0, 1000)
+            span.draft.CopyFrom(relay_pb2.Draft(token_ids=[1, bad], min_prob=0.1))
+        case "draft_too_long":  # the context and the draft together over the limit
+            _token_mode(span, info)
+            extra = limits.max_context_tokens + draw.randint(1, 50) - len(span.tokens.token_ids)
+            span.draft.CopyFrom(relay_pb2.Draft(token_ids=[1] * extra, min_prob=0.1))
         case _:
             raise ValueError(f"no such malformation: {malformation}")
     return MalformedCall(span=span)

@@ -48,6 +48,11 @@ MALFORMATIONS = (
     "reused_request_id",
     "garbage_bytes",
     "no_key",
+    "draft_in_text_mode",
+    "empty_draft",
+    "bad_draft_min_prob",
+    "draft_out_of_vocabulary",
+    "draft_too_long",
 )
 
 _KINDS = (

@@ -10,11 +10,17 @@ requests alone. The long run: `python -m benchmarks.soak --minutes N` (see docs/
 from __future__ import annotations
 
 import importlib.util
+import random
 
 import pytest
 
+from benchmarks.soak.malformed import malformed_call
 from benchmarks.soak.run import run_soak
+from benchmarks.soak.scenarios import MALFORMATIONS
 from benchmarks.soak.teacher import soak_teacher
+from cloud_teacher.errors import InvalidRequestError
+from cloud_teacher.requests import Limits, parse_span_request
+from relay_proto import relay_pb2
 
 pytestmark = pytest.mark.timeout(1800)
 
@@ -43,3 +49,39 @@ def test_the_teacher_holds_under_randomized_load(engine: str, exact: bool, minut
     assert report.errors_by_code.get("INVALID_ARGUMENT", 0) > 0  # malformed requests were sent
     if exact:
         assert report.greedy_checked > 0
+
+
+# Mistakes found on the wire or by the session's history, not in the request alone.
+_NOT_IN_THE_REQUEST = {"header_mismatch", "reused_request_id", "garbage_bytes", "no_key"}
+
+
+@pytest.mark.parametrize("mode", ["tokens", "text"])
+@pytest.mark.parametrize("malformation", sorted(set(MALFORMATIONS) - _NOT_IN_THE_REQUEST))
+def test_each_malformed_request_of_the_soak_is_one_the_teacher_refuses(
+    malformation: str, mode: str
+) -> None:
+    # A malformation the teacher served would show in the soak as a well-formed request
+    # refused or, worse, as nothing: checked here against the teacher's own request parser.
+    info = relay_pb2.GetInfoResponse(tokenizer_fingerprint="sha256:soak", vocab_size=49152)
+    info.limits.CopyFrom(relay_pb2.Limits(max_context_tokens=480, max_span_tokens=32))
+    good = relay_pb2.SpanRequest(session_id="s", request_id="r", max_tokens=4)
+    if mode == "tokens":
+        good.tokens.CopyFrom(
+            relay_pb2.TokenContext(token_ids=[1, 2, 3] * 50, tokenizer_fingerprint="sha256:soak")
+        )
+    else:
+        user = relay_pb2.ChatMessage(role=relay_pb2.ROLE_USER, content="hi")
+        good.text.CopyFrom(relay_pb2.TextContext(messages=[user]))
+
+    def parse(span: relay_pb2.SpanRequest) -> None:
+        limits = Limits(max_context_tokens=480, max_span_tokens=32)
+        parse_span_request(span, limits=limits, vocab_size=49152, fingerprint="sha256:soak")
+
+    parse(good)
+    for seed in range(4):
+        bad = malformed_call(
+            malformation, good=good, info=info, draw=random.Random(seed), answered_request_id=None
+        )
+        assert bad.span is not None
+        with pytest.raises(InvalidRequestError):
+            parse(bad.span)
