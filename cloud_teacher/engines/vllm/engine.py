@@ -190,6 +190,11 @@ def engine_args(source: ModelSource, *, n_ctx: int, options: VllmSettings) -> As
         max_num_seqs=options.max_num_seqs,
         enforce_eager=on_cpu if options.enforce_eager is None else options.enforce_eager,
         enable_prefix_caching=True,
+        # On a CPU, a seeded span whose prompt was only partly prefilled in a step killed
+        # vLLM's engine: it rewinds the request's generator, which CPU generators cannot do
+        # ("CPU Generator does not use offset"). Whole prompts per step never need the rewind;
+        # vLLM then takes steps of max(n_ctx, 2048) tokens.
+        enable_chunked_prefill=False if on_cpu else None,
         disable_log_stats=True,
     )
 
