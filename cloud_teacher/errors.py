@@ -13,7 +13,9 @@ codes.
     ├── OverloadedError                  too many spans waiting            → RESOURCE_EXHAUSTED
     │   └── QuotaExceededError           the key's tokens per minute are spent; carries when to
     │                                    retry (google.rpc.RetryInfo)      → RESOURCE_EXHAUSTED
-    └── EngineDeadError                  the engine failed; health is NOT_SERVING → UNAVAILABLE
+    ├── EngineDeadError                  the engine failed; health is NOT_SERVING → UNAVAILABLE
+    └── SpanFailedError                  the engine could not compute this span (a bug of the
+                                         teacher); other spans go on       → INTERNAL
 """
 
 from __future__ import annotations
@@ -57,6 +59,11 @@ class OverloadedError(TeacherError):
 
 class EngineDeadError(TeacherError):
     """The engine failed and cannot serve any more spans; restart the teacher."""
+
+
+class SpanFailedError(TeacherError):
+    """The engine could not compute this one span, through no fault of the request; the
+    engine and the other spans go on."""
 
 
 class QuotaExceededError(OverloadedError):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from cloud_teacher.errors import ContextTooLongError, InvalidRequestError, TokenizerMismatchError
 from relay_common.chat import ChatMessage
+from relay_common.echo import quoted
 from relay_common.routing import SESSION_HEADER, session_header_value
 from relay_common.sampling import SamplingParams
 from relay_proto import relay_pb2
@@ -113,8 +114,8 @@ def check_session_header(metadata: Iterable[tuple[str, str]], session_id: str) -
     for key, value in metadata:
         if key == SESSION_HEADER and value != expected:
             raise InvalidRequestError(
-                f"the {SESSION_HEADER} header ({value!r}) does not match the request's "
-                f"session_id (expected {expected!r}, its percent-encoded form); send the "
+                f"the {SESSION_HEADER} header ({quoted(value)}) does not match the request's "
+                f"session_id (expected {quoted(expected)}, its percent-encoded form); send the "
                 "session_id of the body in the header, or leave the header out"
             )
 
@@ -151,9 +152,10 @@ def _parse_tokens(
             "the context is empty: token_ids holds no tokens; send the prompt and answer so far"
         )
     if tokens.tokenizer_fingerprint != fingerprint:
+        sent = tokens.tokenizer_fingerprint
         raise TokenizerMismatchError(
             f"token mode needs the teacher's tokenizer: the request's fingerprint is "
-            f"{tokens.tokenizer_fingerprint or '(empty)'}, the teacher's is {fingerprint}; "
+            f"{quoted(sent) if sent else '(empty)'}, the teacher's is {fingerprint}; "
             "send the context in text mode instead"
         )
     check_context_length(len(tokens.token_ids), limits)

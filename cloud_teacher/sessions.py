@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from cloud_teacher.errors import InvalidRequestError, SessionNotFoundError
 from cloud_teacher.requests import SpanRequest
 from cloud_teacher.spans import Span
+from relay_common.echo import quoted
 
 # What an answer costs besides its text and ids: keys, digest, objects (an estimate).
 _ENTRY_OVERHEAD_BYTES = 512
@@ -152,7 +153,7 @@ class SessionBook:
             if answered is not None:
                 if answered.digest != digest:
                     raise InvalidRequestError(
-                        f"request_id {request.request_id!r} was already used in this session "
+                        f"request_id {quoted(request.request_id)} was already used in this session "
                         "for a different request; give each new span a new request_id"
                     )
                 span = answered.span
@@ -200,8 +201,9 @@ class SessionBook:
         usage = self._sessions.get((tenant, session_id))
         if usage is None:
             raise SessionNotFoundError(
-                f"no usage for session {session_id!r}: it has no answered spans here for this "
-                "API key, or it was forgotten (the teacher keeps the most recent sessions only)"
+                f"no usage for session {quoted(session_id)}: it has no answered spans here for "
+                "this API key, or it was forgotten (the teacher keeps the most recent sessions "
+                "only)"
             )
         return dataclasses.replace(usage)
 

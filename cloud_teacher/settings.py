@@ -16,6 +16,7 @@ from cloud_teacher.engines.registry import ENGINES
 from cloud_teacher.engines.vllm.settings import VllmSettings
 from cloud_teacher.errors import ConfigError
 from cloud_teacher.requests import Limits
+from relay_common.echo import QUOTE_LIMIT, clipped, quoted
 from relay_common.errors import SettingsFileError
 from relay_common.settings import FileSettings, load_with_file
 
@@ -187,7 +188,7 @@ class TeacherSettings(FileSettings):
     @classmethod
     def _known_engine(cls, engine: str) -> str:
         if engine not in ENGINES:
-            raise ValueError(f"unknown engine {engine!r}; choose {' or '.join(ENGINES)}")
+            raise ValueError(f"unknown engine {quoted(engine)}; choose {' or '.join(ENGINES)}")
         return engine
 
     @field_validator("ready_file")
@@ -278,14 +279,19 @@ def _describe(exc: ValidationError) -> str:
     if len(error["loc"]) > 1:  # inside a table such as [vllm]
         table, key = name, ".".join(str(part) for part in error["loc"][1:])
         return (
-            f"invalid setting {table}.{key} = {error.get('input')!r}: {message} (key {key} of "
-            f"the [{table}] table, environment {ENV_PREFIX}{table.upper()}__{key.upper()}); "
-            "see the README's settings of the engine"
+            f"invalid setting {table}.{key} = {_shown(error.get('input'))}: {message} "
+            f"(key {key} of the [{table}] table, environment "
+            f"{ENV_PREFIX}{table.upper()}__{key.upper()}); see the README's settings of the engine"
         )
     if error["type"] == "extra_forbidden":
-        return f"unknown setting {name!r}; see relay-teacher serve --help for the settings"
+        return f"unknown setting {quoted(name)}; see relay-teacher serve --help for the settings"
     return (
-        f"invalid setting {name} = {error.get('input')!r}: {message} "
+        f"invalid setting {name} = {_shown(error.get('input'))}: {message} "
         f"(flag --{name.replace('_', '-')}, environment {ENV_PREFIX}{name.upper()}); "
         "see relay-teacher serve --help"
     )
+
+
+def _shown(value: Any) -> str:
+    """A setting's value as the error quotes it: a long one cut short."""
+    return quoted(value) if isinstance(value, str) else clipped(repr(value), limit=QUOTE_LIMIT)

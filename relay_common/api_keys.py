@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from relay_common.echo import quoted
 from relay_common.errors import KeyFileError
 
 MIN_KEY_LENGTH = 16
@@ -54,7 +55,7 @@ def read_key_file(path: Path) -> tuple[StoredKey, ...]:
         label, _, key = line.partition(":") if ":" in line else ("", "", line)
         if label and not _LABEL.fullmatch(label):
             raise KeyFileError(
-                f"{path} line {number}: the label {label!r} is not 1 to 64 letters, digits, "
+                f"{path} line {number}: the label {quoted(label)} is not 1 to 64 letters, digits, "
                 "'_', '.' or '-'; write NAME:KEY or just KEY"
             )
         if len(key) < MIN_KEY_LENGTH or any(char.isspace() for char in key):

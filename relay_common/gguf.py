@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from relay_common.chat import ChatMessage
+from relay_common.echo import clipped
 from relay_common.errors import (
     ChatTemplateError,
     ContextFullError,
@@ -213,7 +214,7 @@ class GgufModel:
             )
         except Exception as exc:  # a template is code: its refusals and bugs raise anything
             raise ChatTemplateError(
-                f"the teacher's chat template refused the conversation: {exc}; "
+                f"the teacher's chat template refused the conversation: {clipped(str(exc))}; "
                 "check the roles and order of the messages (most templates need a user message)"
             ) from exc
         prompt = rendered.prompt

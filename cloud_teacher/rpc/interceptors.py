@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -36,11 +37,15 @@ from cloud_teacher.errors import (
     TeacherError,
     UnauthenticatedError,
 )
+from relay_common.echo import clipped
 from relay_proto import relay_pb2
 
 log = logging.getLogger(__name__)
 
 _SERVICE_PREFIX = "/relay.v1."
+# The longest status message sent: far below gRPC's metadata limit (8 KiB by default), whose
+# excess a client sees as RESOURCE_EXHAUSTED instead of the real code.
+MAX_MESSAGE_CHARS = 600
 
 # First match wins; a TeacherError not listed is our bug, hence INTERNAL.
 STATUS_BY_ERROR: tuple[tuple[type[TeacherError], grpc.StatusCode], ...] = (
@@ -125,7 +130,9 @@ def _check_decoded(request: Any, method: str) -> None:
 
 class ErrorStatusInterceptor(RelayInterceptor):
     """Aborts relay.v1 calls that raise `TeacherError` with its status code and message, and
-    refuses undecodable requests with INVALID_ARGUMENT."""
+    refuses undecodable requests with INVALID_ARGUMENT. Any other exception is a bug of the
+    teacher: logged with its traceback, answered INTERNAL (gRPC's own answer would be UNKNOWN,
+    with the exception's text)."""
 
     def wrap_deserializer(
         self, deserializer: Callable[[bytes], Any] | None
@@ -137,7 +144,7 @@ class ErrorStatusInterceptor(RelayInterceptor):
             try:
                 return deserializer(data)
             except DecodeError as exc:  # garbage, invalid UTF-8 in a string field
-                return _Undecodable(str(exc) or "cannot parse the bytes")
+                return _Undecodable(clipped(str(exc)) or "cannot parse the bytes")
 
         return decode
 
@@ -148,6 +155,10 @@ class ErrorStatusInterceptor(RelayInterceptor):
                 return await behavior(request, context)
             except TeacherError as exc:
                 await _abort(context, exc)
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                await _abort_internal(context, exc, details.method)
 
         return unary
 
@@ -159,18 +170,35 @@ class ErrorStatusInterceptor(RelayInterceptor):
                     yield response
             except TeacherError as exc:
                 await _abort(context, exc)
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                await _abort_internal(context, exc, details.method)
 
         return stream
 
 
 async def _abort(context: grpc.aio.ServicerContext, error: TeacherError) -> None:
     code = status_for(error)
-    # Messages name what is wrong, never a prompt or an answer.
-    log.log(_LOG_LEVELS.get(code, logging.ERROR), "%s: %s", code.name, error)
+    # Messages name what is wrong, never a prompt or an answer, and quote what the caller sent
+    # cut short (relay_common.echo); the cut here only guards against a value echoed whole.
+    message = clipped(str(error), limit=MAX_MESSAGE_CHARS)
+    log.log(_LOG_LEVELS.get(code, logging.ERROR), "%s: %s", code.name, message)
     if isinstance(error, QuotaExceededError):
-        status = rpc_status.to_status(_with_retry_info(code, str(error), error.retry_after_s))
+        status = rpc_status.to_status(_with_retry_info(code, message, error.retry_after_s))
         await context.abort(status.code, status.details, status.trailing_metadata)
-    await context.abort(code, str(error))
+    await context.abort(code, message)
+
+
+async def _abort_internal(context: grpc.aio.ServicerContext, error: Exception, method: str) -> None:
+    # The frames, and the error's text cut short: it may hold what the caller sent.
+    frames = "".join(traceback.format_tb(error.__traceback__))
+    log.error("%s failed: %s\n%s", method, clipped(repr(error)), frames)
+    await context.abort(
+        grpc.StatusCode.INTERNAL,
+        f"the teacher failed on this call ({type(error).__name__}); this is a bug of the "
+        "teacher: report it with the teacher's log, and do not retry the same request in a loop",
+    )
 
 
 def _with_retry_info(code: grpc.StatusCode, message: str, delay_s: float) -> status_pb2.Status:

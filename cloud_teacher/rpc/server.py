@@ -34,7 +34,7 @@ from cloud_teacher.sessions import ReplayWindow, SessionBook
 from cloud_teacher.settings import TeacherSettings
 from cloud_teacher.teacher import Teacher
 from relay_common.errors import TlsFileError
-from relay_common.tls import is_loopback_host, read_pem
+from relay_common.tls import check_ca_bundle, check_key_pair, is_loopback_host, read_pem
 from relay_proto import relay_pb2, relay_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -197,8 +197,16 @@ def _server_credentials(settings: TeacherSettings) -> grpc.ServerCredentials | N
     client_ca = (
         _read_pem(settings.tls_client_ca, "--tls-client-ca") if settings.tls_client_ca else None
     )
+    key, cert = _read_pem(settings.tls_key, "--tls-key"), _read_pem(settings.tls_cert, "--tls-cert")
+    try:
+        # gRPC would say only that it cannot listen, after the model loaded.
+        check_key_pair(settings.tls_cert, settings.tls_key)
+        if settings.tls_client_ca is not None:
+            check_ca_bundle(settings.tls_client_ca, what="--tls-client-ca")
+    except TlsFileError as exc:
+        raise ConfigError(str(exc)) from exc
     return grpc.ssl_server_credentials(
-        [(_read_pem(settings.tls_key, "--tls-key"), _read_pem(settings.tls_cert, "--tls-cert"))],
+        [(key, cert)],
         root_certificates=client_ca,
         require_client_auth=client_ca is not None,
     )

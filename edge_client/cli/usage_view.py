@@ -20,6 +20,7 @@ from rich.table import Table
 from edge_client.errors import ConfigError
 from edge_client.ledger.store import Ledger, SessionRecord, total_usage
 from edge_client.relay.usage import Usage
+from relay_common.echo import quoted
 
 SHORT_ID = 8  # characters of a session id in the table
 
@@ -116,10 +117,10 @@ def _one_session(ledger: Ledger, session_id: str) -> SessionRecord:
         return matches[0]
     if matches:
         raise ConfigError(
-            f"{len(matches)} sessions start with {session_id!r}; give more of the session id"
+            f"{len(matches)} sessions start with {quoted(session_id)}; give more of the session id"
         )
     raise ConfigError(
-        f"no session {session_id!r} in the ledger at {ledger.path}; "
+        f"no session {quoted(session_id)} in the ledger at {ledger.path}; "
         "`relay-edge usage` lists the sessions"
     )
 

@@ -22,6 +22,7 @@ from edge_client.policies.base import Policy
 from edge_client.policies.registry import PolicyName, build_policy, call_span
 from edge_client.router.model import RouterModel
 from edge_client.settings import EdgeSettings
+from relay_common.echo import quoted
 
 DEFAULT_SPECS = (
     "never",
@@ -153,7 +154,7 @@ def _setting(name: str, argument: str, *, spec: str, settings: EdgeSettings) -> 
         policy = PolicyName("always" if name == "teacher" else name)
     except ValueError:
         raise ConfigError(
-            f"unknown setting {spec!r}; use never, teacher, always[:K], confidence:θ, "
+            f"unknown setting {quoted(spec)}; use never, teacher, always[:K], confidence:θ, "
             "entropy:B, step:B, router:τ, verify:P[:K[:D]], random[:P], random~SETTING or command"
         ) from None
     if name == "teacher":
@@ -163,22 +164,22 @@ def _setting(name: str, argument: str, *, spec: str, settings: EdgeSettings) -> 
     if policy is PolicyName.ALWAYS:
         span = int(_number(argument, spec=spec, kind=int)) if argument else settings.span
         if span < 1:
-            raise ConfigError(f"setting {spec!r}: the span must be at least 1")
+            raise ConfigError(f"setting {quoted(spec)}: the span must be at least 1")
         return EvalSetting(key=f"always:{span}", policy=policy, span=span)
     if policy in _THRESHOLDED or policy is PolicyName.RANDOM:
         if not argument:
-            raise ConfigError(f"setting {spec!r} needs a value, e.g. {name}:0.4")
+            raise ConfigError(f"setting {quoted(spec)} needs a value, e.g. {name}:0.4")
         argument, _, span_argument = argument.partition(":")
         value = _number(argument, spec=spec, kind=float)
         if policy in _PROBABILITIES and not 0 <= value <= 1:
-            raise ConfigError(f"setting {spec!r}: the value must be between 0 and 1")
+            raise ConfigError(f"setting {quoted(spec)}: the value must be between 0 and 1")
         if value < 0:
-            raise ConfigError(f"setting {spec!r}: the entropy bound must not be negative")
+            raise ConfigError(f"setting {quoted(spec)}: the entropy bound must not be negative")
         if span_argument and policy is PolicyName.RANDOM:
-            raise ConfigError(f"setting {spec!r}: random takes its span from --span")
+            raise ConfigError(f"setting {quoted(spec)}: random takes its span from --span")
         if span_argument and policy is PolicyName.STEP:
             raise ConfigError(
-                f"setting {spec!r}: a step ends at its line break, at most max_span tokens "
+                f"setting {quoted(spec)}: a step ends at its line break, at most max_span tokens "
                 f"(RELAY_MAX_SPAN); write {name}:{argument}"
             )
         if not span_argument:
@@ -186,10 +187,10 @@ def _setting(name: str, argument: str, *, spec: str, settings: EdgeSettings) -> 
             return EvalSetting(key=f"{name}:{value:g}", policy=policy, span=span, value=value)
         span = int(_number(span_argument, spec=spec, kind=int))
         if span < 1:
-            raise ConfigError(f"setting {spec!r}: the span must be at least 1")
+            raise ConfigError(f"setting {quoted(spec)}: the span must be at least 1")
         return EvalSetting(key=f"{name}:{value:g}:{span}", policy=policy, span=span, value=value)
     if argument:
-        raise ConfigError(f"setting {spec!r} takes no value; write {name}")
+        raise ConfigError(f"setting {quoted(spec)} takes no value; write {name}")
     return EvalSetting(key=name, policy=policy, span=settings.span)
 
 
@@ -198,16 +199,16 @@ def _verify_setting(argument: str, *, spec: str, settings: EdgeSettings) -> Eval
     parts = argument.split(":") if argument else []
     if not 1 <= len(parts) <= 3:
         raise ConfigError(
-            f"setting {spec!r}: write verify:P[:K[:D]], e.g. verify:0.1:1:32 (P the smallest "
+            f"setting {quoted(spec)}: write verify:P[:K[:D]], e.g. verify:0.1:1:32 (P the smallest "
             "probability the teacher accepts, K its span, D the draft's tokens)"
         )
     accept_prob = _number(parts[0], spec=spec, kind=float)
     if not 0 <= accept_prob <= 1:
-        raise ConfigError(f"setting {spec!r}: P must be between 0 and 1")
+        raise ConfigError(f"setting {quoted(spec)}: P must be between 0 and 1")
     span = int(_number(parts[1], spec=spec, kind=int)) if len(parts) > 1 else settings.span
     draft = int(_number(parts[2], spec=spec, kind=int)) if len(parts) > 2 else settings.draft
     if span < 1 or draft < 1:
-        raise ConfigError(f"setting {spec!r}: the span and the draft must be at least 1")
+        raise ConfigError(f"setting {quoted(spec)}: the span and the draft must be at least 1")
     return EvalSetting(
         key=f"verify:{accept_prob:g}:{span}:{draft}",
         policy=PolicyName.VERIFY,
@@ -221,4 +222,4 @@ def _number(argument: str, *, spec: str, kind: type[float] | type[int]) -> float
     try:
         return kind(argument)
     except ValueError:
-        raise ConfigError(f"setting {spec!r}: {argument!r} is not a number") from None
+        raise ConfigError(f"setting {quoted(spec)}: {quoted(argument)} is not a number") from None

@@ -44,6 +44,7 @@ from edge_client.relay.events import (
 )
 from edge_client.relay.usage import Usage
 from edge_client.teacher.client import TeacherUsage
+from relay_common.echo import quoted
 
 PATH_ENV_VAR = "RELAY_LEDGER_PATH"
 
@@ -164,7 +165,7 @@ class Ledger:
             record = self._session(session_id)
             if record is None:
                 raise LedgerError(
-                    f"session {session_id!r} is not in the ledger at {self.path}; "
+                    f"session {quoted(session_id)} is not in the ledger at {self.path}; "
                     "start_session() must come first"
                 )
             usage = record.usage

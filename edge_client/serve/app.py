@@ -38,6 +38,7 @@ from edge_client.serve.keys import ApiKeys
 from edge_client.serve.requests import ChatRequest, parse_chat_request
 from edge_client.serve.worker import AnswerRequest, AnswerSummary, AnswerWorker, Job, Output
 from edge_client.settings import EdgeSettings
+from relay_common.echo import quoted
 
 MAX_BODY_BYTES = 8 << 20
 SESSION_HEADER = "x-relay-session"
@@ -83,7 +84,7 @@ def create_app(
         if chat.model != model:
             raise ApiError(
                 404,
-                f"the model {chat.model!r} does not exist here; this server serves {model!r} "
+                f"the model {quoted(chat.model)} does not exist here; this server serves {model!r} "
                 "(GET /v1/models)",
                 param="model",
                 code="model_not_found",

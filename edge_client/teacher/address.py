@@ -14,6 +14,7 @@ import re
 import socket
 
 from edge_client.errors import ConfigError
+from relay_common.echo import quoted
 
 # A DNS name or IPv4 address, or an IPv6 address in brackets; then a decimal port.
 _ADDRESS = re.compile(r"(?P<host>\[[0-9A-Fa-f:.%\w]+\]|[A-Za-z0-9._-]+):(?P<port>\d{1,5})")
@@ -25,12 +26,14 @@ def parse_address(text: str) -> str:
     match = _ADDRESS.fullmatch(address)
     if match is None:
         raise ConfigError(
-            f"teacher address {text!r} is not HOST:PORT; give e.g. --teacher localhost:50051 "
+            f"teacher address {quoted(text)} is not HOST:PORT; give e.g. --teacher localhost:50051 "
             "(IPv6 as [::1]:50051)"
         )
     port = int(match["port"])
     if not 1 <= port <= 65535:
-        raise ConfigError(f"teacher address {text!r} has port {port}; use a port from 1 to 65535")
+        raise ConfigError(
+            f"teacher address {quoted(text)} has port {port}; use a port from 1 to 65535"
+        )
     return address
 
 
@@ -44,6 +47,6 @@ def check_host_exists(address: str) -> None:
     except socket.gaierror as exc:
         if exc.errno == socket.EAI_NONAME:
             raise ConfigError(
-                f"teacher host {host!r} does not exist ({exc.strerror}); check --teacher, "
+                f"teacher host {quoted(host)} does not exist ({exc.strerror}); check --teacher, "
                 "or use --teacher-free"
             ) from exc

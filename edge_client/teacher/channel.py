@@ -19,7 +19,7 @@ import grpc
 
 from edge_client.errors import ConfigError
 from relay_common.errors import TlsFileError
-from relay_common.tls import is_loopback_host, read_pem
+from relay_common.tls import check_ca_bundle, check_key_pair, is_loopback_host, read_pem
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +52,22 @@ class ChannelSecurity:
             api_key = _read_api_key(api_key_file)
         if api_key is not None and (not api_key or any(char.isspace() for char in api_key)):
             raise ConfigError("the API key is empty or has spaces; give the key exactly")
-        return cls(
+        security = cls(
             tls=tls or tls_ca is not None or tls_cert is not None,
             root_certificates=_read_pem(tls_ca, "--tls-ca"),
             client_certificate=_read_pem(tls_cert, "--tls-cert"),
             client_key=_read_pem(tls_key, "--tls-key"),
             api_key=api_key,
         )
+        try:
+            # gRPC would only fail every connection (the teacher would look offline).
+            if tls_cert is not None and tls_key is not None:
+                check_key_pair(tls_cert, tls_key)
+            if tls_ca is not None:
+                check_ca_bundle(tls_ca, what="--tls-ca")
+        except TlsFileError as exc:
+            raise ConfigError(str(exc)) from exc
+        return security
 
 
 def open_channel(

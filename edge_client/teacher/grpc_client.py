@@ -62,6 +62,7 @@ from edge_client.teacher.client import (
 from edge_client.teacher.settings import TeacherClientSettings
 from edge_client.teacher.status_details import retry_delay_s
 from edge_client.teacher.wire import info_from_proto, span_request_to_proto
+from relay_common.echo import clipped
 from relay_common.routing import SESSION_HEADER, session_header_value
 from relay_proto import relay_pb2, relay_pb2_grpc
 
@@ -302,7 +303,7 @@ def _await(future: grpc.Future, cancel: threading.Event, *, address: str) -> Any
 def _map_rpc_error(exc: grpc.RpcError, *, address: str) -> TeacherCallError:
     """The one place where gRPC status codes become the edge's errors."""
     code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
-    details = (exc.details() if isinstance(exc, grpc.Call) else None) or "no details"
+    details = clipped((exc.details() if isinstance(exc, grpc.Call) else None) or "no details")
     if code in _RETRYABLE:
         return TeacherUnavailableError(
             f"teacher at {address} is unavailable ({code.name}: {details})",

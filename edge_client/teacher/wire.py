@@ -11,6 +11,7 @@ from __future__ import annotations
 from edge_client.errors import ConfigError
 from edge_client.teacher.client import SpanQuery, TeacherInfo
 from relay_common.chat import ChatMessage
+from relay_common.echo import quoted
 from relay_proto import relay_pb2
 
 _ROLES = {
@@ -63,7 +64,7 @@ def _message_to_proto(message: ChatMessage) -> relay_pb2.ChatMessage:
     role = _ROLES.get(message.role)
     if role is None:
         raise ConfigError(
-            f"chat message role {message.role!r} is not one of {', '.join(_ROLES)}; "
+            f"chat message role {quoted(message.role)} is not one of {', '.join(_ROLES)}; "
             "fix the conversation"
         )
     return relay_pb2.ChatMessage(role=role, content=message.content)

@@ -162,16 +162,22 @@ def teacher_stub(teacher: LocalTeacher) -> Iterator[relay_pb2_grpc.TeacherServic
 
 
 @pytest.fixture(scope="session")
-def cpp_client(request: pytest.FixtureRequest) -> Path:
+def cpp_client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The C++ client, built by CMake into pytest's cache dir (later runs rebuild only what
-    changed)."""
+    changed), or into a temporary dir where there is no cache (`-p no:cacheprovider`, as on a
+    read-only checkout)."""
     install = "apt-get install -y libgrpc++-dev libprotobuf-dev protobuf-compiler-grpc cmake"
     for tool in ("cmake", "pkg-config", "protoc", "grpc_cpp_plugin", "c++"):
         if shutil.which(tool) is None:
             missing_toolchain(f"{tool} is missing: {install}")
     if run_program(["pkg-config", "--exists", "grpc++", "protobuf"]).returncode != 0:
         missing_toolchain(f"the gRPC C++ headers and libraries are missing: {install}")
-    build = request.config.cache.mkdir("relay-client-cpp")
+    cache = getattr(request.config, "cache", None)
+    build = (
+        cache.mkdir("relay-client-cpp")
+        if cache is not None
+        else tmp_path_factory.mktemp("relay-client-cpp")
+    )
     for step in (
         ["cmake", "-S", str(CPP_SOURCE), "-B", str(build)],
         ["cmake", "--build", str(build), "--parallel", "2"],

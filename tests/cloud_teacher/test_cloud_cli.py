@@ -152,6 +152,31 @@ def test_an_engine_not_in_this_build_says_how_to_get_it() -> None:
     )
 
 
+@pytest.mark.parametrize("client_ca", [False, True])
+def test_a_key_of_another_certificate_is_refused_before_the_model_loads(
+    pki, tmp_path: Path, client_ca: bool
+) -> None:
+    # A model that does not exist: were the key checked only after loading, this would fail
+    # on the model instead (gRPC itself reports a mismatched key as a port in use).
+    flags = ["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.client_key)]
+    if client_ca:
+        flags += ["--tls-client-ca", str(pki.ca)]
+    result = run_cli("serve", "--port", "0", "--model", str(tmp_path / "nope.gguf"), *flags)
+    assert_one_line_error(
+        result, "does not belong to the certificate", str(pki.client_key), str(pki.server_cert)
+    )
+    assert result.returncode == 2
+
+
+def test_a_client_ca_that_is_no_certificate_is_refused_before_the_model_loads(
+    pki, tmp_path: Path
+) -> None:
+    flags = ["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)]
+    flags += ["--tls-client-ca", str(pki.client_key)]  # a key given as the CA
+    result = run_cli("serve", "--port", "0", "--model", str(tmp_path / "nope.gguf"), *flags)
+    assert_one_line_error(result, "--tls-client-ca", "holds no certificate to trust")
+
+
 def test_a_port_in_use_is_one_clear_line() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

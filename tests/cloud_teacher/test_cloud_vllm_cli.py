@@ -88,3 +88,67 @@ def test_serve_vllm_on_the_embedded_default_then_its_engine_dies(
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+def mem_total_bytes() -> int:
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no MemTotal in /proc/meminfo")
+
+
+def test_serve_vllm_on_its_defaults_starts_while_others_hold_a_quarter_of_memory(
+    tmp_path: Path,
+) -> None:
+    # vLLM on CPU reads gpu_memory_utilization (0.9) as the share of all RAM to reserve: with
+    # any other process in memory it refused to start. Another process holds a quarter here.
+    hold = mem_total_bytes() // 4
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"held = b'1' * {hold}; print('held', flush=True); input()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    ready = tmp_path / "teacher.addr"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_TEACHER_")}
+    env.pop("VLLM_CPU_KVCACHE_SPACE", None)
+    process = None
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        process = subprocess.Popen(
+            [RELAY_TEACHER, "serve", "--engine", "vllm", "--port", "0", "--ready-file", str(ready)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        address = wait_for_file(ready, process, timeout=600)
+        with grpc.insecure_channel(address) as channel:
+            assert health(channel) == health_pb2.HealthCheckResponse.SERVING
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr
+        assert "vLLM KV cache on CPU" in stderr  # sized by the teacher, and said so
+    finally:
+        for child in (process, holder):
+            if child is not None and child.poll() is None:
+                child.kill()
+                child.communicate()
+
+
+def test_a_kv_cache_larger_than_free_memory_is_one_line_naming_the_setting() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_TEACHER_")}
+    env["RELAY_TEACHER_VLLM__KV_CACHE_GIB"] = "4096"
+    result = subprocess.run(
+        [RELAY_TEACHER, "serve", "--engine", "vllm", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("relay-teacher:")]
+    assert len(errors) == 1, result.stderr
+    assert "4096.00 GiB" in errors[0] and "RELAY_TEACHER_VLLM__KV_CACHE_GIB" in errors[0]
+    assert "Traceback" not in result.stderr

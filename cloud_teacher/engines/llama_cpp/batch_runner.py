@@ -11,7 +11,9 @@ llama.cpp evaluates a step's sequences in one pass over the weights only where t
 consecutive; other ids cost a pass each. Sessions between two calls leave holes among the
 decoding ones (7 sessions with one hole cost about what 14 do), so each hole gets one padding
 token, at the end of its sequence, removed again after the step. Only while the holes are
-few: padding 24 holes around 8 sessions cost more than the passes it saved.
+few: padding 24 holes around 8 sessions cost more than the passes it saved. llama.cpp's
+`n_batch` is sized for a full step plus that padding (a batch over it aborts the process), and
+every batch is checked before `llama_decode` (batch_check.py).
 
     runner = BatchRunner(model, n_sequences=16, n_ctx=4096, n_ubatch=512, threads=2, exact=False)
     indices = runner.decode([SequenceInput(seq_id=0, position=0, tokens=ids, wants_logits=True)])
@@ -27,6 +29,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from cloud_teacher.engines.llama_cpp.batch_check import (
+    BatchBounds,
+    BatchRejectedError,
+    check_batch,
+)
 from relay_common.errors import ModelLoadError
 from relay_common.gguf import GgufModel
 from relay_common.llama_import import llama_lib
@@ -63,7 +70,8 @@ class BatchRunner:
     ) -> None:
         params = llama_lib.llama_context_default_params()
         params.n_ctx = n_ctx * n_sequences  # split evenly between the sequences
-        params.n_batch = step_tokens
+        # A step's tokens plus a padding token in each other sequence (`_padding`).
+        params.n_batch = step_tokens + n_sequences
         params.n_ubatch = min(n_ubatch, step_tokens)
         params.n_seq_max = n_sequences
         params.kv_unified = False
@@ -88,26 +96,41 @@ class BatchRunner:
                 f"tokens for {model.path}; lower kv_sessions or n_ctx"
             )
         self._memory = llama_lib.llama_get_memory(self._ctx)
-        # Room for the step's tokens plus a padding token in every other sequence.
-        self._batch = llama_lib.llama_batch_init(step_tokens + n_sequences, 0, 1)
+        self._batch = llama_lib.llama_batch_init(params.n_batch, 0, 1)
         self.step_tokens = step_tokens
         self.n_sequences = n_sequences
         self.n_ctx = llama_lib.llama_n_ctx_seq(self._ctx)
         self.n_vocab = model.n_vocab
+        self._bounds = BatchBounds(
+            n_batch=llama_lib.llama_n_batch(self._ctx),
+            n_vocab=self.n_vocab,
+            n_sequences=llama_lib.llama_n_seq_max(self._ctx),
+            n_ctx=self.n_ctx,
+        )
         # Tokens llama.cpp decoded over the context's life: lets tests check that only new
         # tokens are evaluated.
         self.evaluated_tokens = 0
 
     def decode(self, inputs: Sequence[SequenceInput]) -> list[int]:
         """Evaluates every input's tokens in one llama_decode; returns, for each input that
-        wants logits, the batch index to read them at (in input order)."""
+        wants logits, the batch index to read them at (in input order).
+
+        Raises `BatchRejectedError`, before llama.cpp sees the batch, when it would refuse it
+        (nothing is evaluated then), and `DecodeError` when llama_decode fails all the same.
+        """
         evaluated = sum(len(item.tokens) for item in inputs)
         if evaluated > self.step_tokens:
-            raise ValueError(f"{evaluated} tokens do not fit a step of {self.step_tokens}")
+            raise BatchRejectedError(
+                f"{evaluated} tokens do not fit a step of {self.step_tokens}",
+                seq_ids=(item.seq_id for item in inputs),
+            )
+        # The inputs first: padding reads llama.cpp's memory of the ids between theirs.
+        check_batch(inputs, self._bounds, next_position=self._next_position)
         padding = [
             SequenceInput(seq_id=seq_id, position=position, tokens=(0,), wants_logits=False)
             for seq_id, position in self._padding(inputs)
         ]
+        check_batch([*inputs, *padding], self._bounds, next_position=self._next_position)
         # In order of sequence id: llama.cpp takes sequences into one pass only in that order.
         entries = sorted(enumerate([*inputs, *padding]), key=lambda entry: entry[1].seq_id)
         batch = self._batch
@@ -144,10 +167,14 @@ class BatchRunner:
         for seq_id in range(min(stepping), max(stepping)):
             if seq_id in stepping:
                 continue
-            position = llama_lib.llama_memory_seq_pos_max(self._memory, seq_id) + 1
+            position = self._next_position(seq_id)
             if position < self.n_ctx:
                 padding.append((seq_id, position))
         return padding
+
+    def _next_position(self, seq_id: int) -> int:
+        """Tokens llama.cpp holds for the sequence: the position its next token takes."""
+        return llama_lib.llama_memory_seq_pos_max(self._memory, seq_id) + 1
 
     def logits(self, index: int) -> npt.NDArray[np.float32]:
         """Logits after the token at batch `index` of the last decode: a view, valid until the

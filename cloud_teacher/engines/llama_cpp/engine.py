@@ -36,6 +36,7 @@ from cloud_teacher.requests import (
 )
 from cloud_teacher.settings import TeacherSettings
 from cloud_teacher.spans import SpanEnd
+from relay_common.echo import clipped
 from relay_common.embedded import gemma3_path
 from relay_common.errors import RelayCommonError
 from relay_common.gguf import GgufModel, usable_cores
@@ -185,8 +186,8 @@ def _checked_prompt(model: GgufModel, request: SpanRequest, limits: Limits) -> l
         raise InvalidRequestError(str(exc)) from exc
     except Exception as exc:  # e.g. a tokenizer that cannot take the text
         raise InvalidRequestError(
-            f"cannot build the prompt from this request ({type(exc).__name__}: {exc}); "
-            "change the context"
+            "cannot build the prompt from this request "
+            f"({type(exc).__name__}: {clipped(str(exc))}); change the context"
         ) from exc
     check_context_length(len(prompt), limits)
     return prompt

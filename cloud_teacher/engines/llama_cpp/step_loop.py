@@ -4,7 +4,9 @@ after another, samples each job's next token and emits its pieces.
 Between two steps it drops cancelled jobs (prefill included: a long prompt is fed in chunks,
 so a cancelled call frees its sequence within one step) and admits waiting ones. A failed
 llama_decode ends every job with `EngineDeadError`; an error in one job's own work (sampling,
-text) ends that job only.
+text) ends that job only, and so does a batch the runner refuses before llama.cpp sees it
+(`BatchRejectedError`): the jobs at fault fail with `SpanFailedError` and their sequences start
+over empty, the others go on.
 
 A job with a draft is checked as its rows come: at the first rejected draft token its sequence
 forgets the rest of the draft (the accepted part stays cached for the session's next call) and
@@ -28,11 +30,12 @@ import numpy as np
 import numpy.typing as npt
 
 from cloud_teacher.drafts import rejects_logits
+from cloud_teacher.engines.llama_cpp.batch_check import BatchRejectedError
 from cloud_teacher.engines.llama_cpp.batch_runner import BatchRunner, SequenceInput
 from cloud_teacher.engines.llama_cpp.scheduler import Chunk, Scheduler
 from cloud_teacher.engines.llama_cpp.sequence_pool import SequencePool
 from cloud_teacher.engines.llama_cpp.span_job import SpanJob
-from cloud_teacher.errors import EngineDeadError
+from cloud_teacher.errors import EngineDeadError, SpanFailedError
 from cloud_teacher.spans import FinishReason, SpanEnd
 
 log = logging.getLogger(__name__)
@@ -89,21 +92,28 @@ class StepLoop:
     # -- the worker thread ----------------------------------------------------------------------
 
     def _run(self) -> None:
-        while self._next_round():
-            self._drop_cancelled()
-            self._admit()
-            if not self._running:
-                continue
-            chunks = self._scheduler.plan(self._running)
-            inputs = [_input(chunk) for chunk in chunks]
-            try:
-                indices = self.runner.decode(inputs)
-            except Exception as exc:
-                self._die(exc)
-                return
-            self._advance(chunks, inputs, indices)
+        try:
+            while self._next_round():
+                self._step()
+        except Exception as exc:  # a bug here would otherwise leave every caller waiting
+            self._die(exc)
+            return
         for job in [*self._inbox, *self._waiting, *self._running]:
             job.emit(None)
+
+    def _step(self) -> None:
+        self._drop_cancelled()
+        self._admit()
+        if not self._running:
+            return
+        chunks = self._scheduler.plan(self._running)
+        inputs = [_input(chunk) for chunk in chunks]
+        try:
+            indices = self.runner.decode(inputs)
+        except BatchRejectedError as exc:  # nothing was evaluated: the context is intact
+            self._reject(chunks, exc)
+            return
+        self._advance(chunks, inputs, indices)
 
     def _next_round(self) -> bool:
         """Waits until there is work; False once closing."""
@@ -225,6 +235,26 @@ class StepLoop:
         job.sequence.tokens.clear()
         return [*job.prompt, *job.draft[:accepted]]
 
+    def _reject(self, chunks: list[Chunk], error: BatchRejectedError) -> None:
+        log.error("llama.cpp would refuse this step's batch: %s", error)
+        jobs = [chunk.job for chunk in chunks]
+        # The others are not at fault and go on in the next step; were none named, the same
+        # batch would only be refused again.
+        at_fault = [job for job in jobs if _seq_id(job) in error.seq_ids] or jobs
+        for job in at_fault:
+            sequence = job.sequence
+            assert sequence is not None  # running jobs hold a sequence
+            self._finish(job)
+            # What the sequence holds is in doubt: the session's next call starts it over.
+            self.runner.drop(seq_id=sequence.seq_id, from_position=0)
+            self._pool.forget(sequence)
+            job.emit(
+                SpanFailedError(
+                    f"the teacher could not evaluate this span ({error}); this is a bug of the "
+                    "teacher: report it; the session's next call starts its context over"
+                )
+            )
+
     def _end(self, job: SpanJob, finish: FinishReason) -> None:
         # The last sampled token is not evaluated: the next call evaluates it with the
         # tokens new since.
@@ -278,3 +308,7 @@ def _input(chunk: Chunk) -> SequenceInput:
         wants_logits=chunk.wants_logits or draft_rows is not None,
         logits_from=draft_rows,
     )
+
+
+def _seq_id(job: SpanJob) -> int | None:
+    return None if job.sequence is None else job.sequence.seq_id

@@ -33,17 +33,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vllm import SamplingParams
+from vllm.config import VllmConfig
 from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.exceptions import VLLMClientError
 from vllm.inputs import TokensPrompt
 from vllm.outputs import RequestOutput
 from vllm.platforms import current_platform
 from vllm.sampling_params import RequestOutputKind
+from vllm.utils.cpu_resource_utils import get_allowed_cpu_list, get_memory_node_info
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError as VllmEngineDeadError
 from vllm.v1.engine.exceptions import EngineGenerateError
 
 from cloud_teacher.engines.base import EngineInfo, SpanEvent
+from cloud_teacher.engines.vllm.cpu_memory import CpuKvNeed, GiB, cpu_kv_cache_bytes
 from cloud_teacher.engines.vllm.draft_rows import accepted_tokens
 from cloud_teacher.engines.vllm.gguf_to_hf import hf_copy_of
 from cloud_teacher.engines.vllm.hf_chat import HfChatRenderer
@@ -59,6 +62,7 @@ from cloud_teacher.requests import (
 )
 from cloud_teacher.settings import TeacherSettings
 from cloud_teacher.spans import FinishReason, Piece, SpanEnd
+from relay_common.echo import clipped
 from relay_common.embedded import smollm2_path
 from relay_common.errors import ModelNotFoundError
 from relay_common.fingerprint import tokenizer_fingerprint
@@ -69,7 +73,6 @@ from relay_common.stop_strings import StopScanner
 log = logging.getLogger(__name__)
 
 ENGINE_NAME = "vllm"
-GiB = 1 << 30
 # A draft check computes logits for each position it does not read from the prefix cache: more
 # new context tokens than this are prefilled first, without logits.
 _WARM_UP_ABOVE = 256
@@ -90,15 +93,61 @@ def create_engine(settings: TeacherSettings) -> VllmEngine:
     source = resolve_model(settings.model)
     args = engine_args(source, n_ctx=settings.n_ctx, options=settings.vllm)
     log.info("starting vLLM on %s (about a minute on a CPU)", source.load)
+    on_cpu = current_platform.is_cpu()
     try:
-        llm = AsyncLLM.from_engine_args(args)
+        config = args.create_engine_config()
+        if on_cpu:
+            config.cache_config.kv_cache_memory_bytes = _cpu_kv_cache_bytes(config, source)
+        llm = AsyncLLM.from_vllm_config(config, disable_log_stats=True)
+    except TeacherError:
+        raise
     except Exception as exc:  # vLLM reports a bad model, config or device with many types
         log.debug("vLLM failed to start", exc_info=True)
+        # On a CPU, the engine core's own error (in the log above) is most often memory.
+        memory = (
+            "; if the log above says memory is short, lower [vllm] kv_cache_gib or "
+            "max_num_seqs, or --n-ctx"
+            if on_cpu
+            else ""
+        )
         raise ConfigError(
-            f"vLLM could not start on {source.load}: {type(exc).__name__}: {exc}; check --model "
-            "and the [vllm] settings"
+            f"vLLM could not start on {source.load}: {type(exc).__name__}: "
+            f"{clipped(str(exc))}; check --model and the [vllm] settings{memory}"
         ) from exc
     return VllmEngine(llm, model_name=source.name, limits=settings.limits, options=settings.vllm)
+
+
+def _cpu_kv_cache_bytes(config: VllmConfig, source: ModelSource) -> int:
+    """The KV cache size for vLLM on a CPU (see cpu_memory.py), from the model's shape and the
+    memory free now; logged, as it is chosen for the user."""
+    model, parallel = config.model_config, config.parallel_config
+    need = CpuKvNeed(
+        # Keys and values, of every attention layer.
+        bytes_per_token=2
+        * model.get_num_layers(parallel)
+        * model.get_num_kv_heads(parallel)
+        * model.get_head_size()
+        * model.dtype.itemsize,
+        block_size=config.cache_config.block_size,
+        max_model_len=model.max_model_len,
+        max_num_seqs=config.scheduler_config.max_num_seqs,
+    )
+    weights = sum(path.stat().st_size for path in Path(source.load).glob("*.safetensors"))
+    node = get_allowed_cpu_list()[0].numa_node  # the node vLLM's CPU worker allocates on
+    free = get_memory_node_info(node).available_memory - weights
+    size = cpu_kv_cache_bytes(
+        need, free_bytes=free, explicit_bytes=config.cache_config.kv_cache_memory_bytes
+    )
+    log.info(
+        "vLLM KV cache on CPU: %.2f GiB (%d sequences of %d tokens want %.2f GiB; %.2f GiB "
+        "free after the weights)",
+        size / GiB,
+        need.max_num_seqs,
+        need.max_model_len,
+        need.wanted_bytes / GiB,
+        free / GiB,
+    )
+    return size
 
 
 def resolve_model(model: Path | None) -> ModelSource:
@@ -141,6 +190,11 @@ def engine_args(source: ModelSource, *, n_ctx: int, options: VllmSettings) -> As
         max_num_seqs=options.max_num_seqs,
         enforce_eager=on_cpu if options.enforce_eager is None else options.enforce_eager,
         enable_prefix_caching=True,
+        # On a CPU, a seeded span whose prompt was only partly prefilled in a step killed
+        # vLLM's engine: it rewinds the request's generator, which CPU generators cannot do
+        # ("CPU Generator does not use offset"). Whole prompts per step never need the rewind;
+        # vLLM then takes steps of max(n_ctx, 2048) tokens.
+        enable_chunked_prefill=False if on_cpu else None,
         disable_log_stats=True,
     )
 
@@ -346,13 +400,14 @@ class VllmEngine:
         except VllmEngineDeadError as exc:
             raise self._mark_dead(exc) from exc
         except (VLLMClientError, ValueError) as exc:
-            raise InvalidRequestError(f"vLLM refused the request: {exc}") from exc
+            raise InvalidRequestError(f"vLLM refused the request: {clipped(str(exc))}") from exc
         except EngineGenerateError as exc:
             if self._llm.errored:
                 raise self._mark_dead(exc) from exc
+            reason = clipped(str(exc.__cause__ or exc))
             if isinstance(exc.__cause__, ValueError):  # input vLLM found invalid
-                raise InvalidRequestError(f"vLLM refused the request: {exc.__cause__}") from exc
-            raise TeacherError(f"vLLM failed this span: {exc.__cause__ or exc}") from exc
+                raise InvalidRequestError(f"vLLM refused the request: {reason}") from exc
+            raise TeacherError(f"vLLM failed this span: {reason}") from exc
 
     def _mark_dead(self, cause: BaseException | None) -> EngineDeadError:
         if self._dead is None:

@@ -18,6 +18,7 @@ import jinja2
 
 from cloud_teacher.errors import InvalidRequestError
 from relay_common.chat import ChatMessage
+from relay_common.echo import clipped
 from relay_common.gguf import PLAIN_CHAT_TEMPLATE
 
 
@@ -54,6 +55,6 @@ class HfChatRenderer:
             )
         except jinja2.TemplateError as exc:  # e.g. the template's raise_exception()
             raise InvalidRequestError(
-                f"the teacher's chat template refuses this conversation: {exc}; "
+                f"the teacher's chat template refuses this conversation: {clipped(str(exc))}; "
                 "check the roles and their order"
             ) from exc

@@ -30,7 +30,9 @@ class VllmSettings(BaseModel):
         0.9,
         gt=0,
         le=1,
-        description="Share of the GPU's memory vLLM may use (weights, activations, KV cache).",
+        description="Share of the GPU's memory vLLM may use (weights, activations, KV cache). "
+        "GPU only: on a CPU vLLM would reserve this share of all RAM, so the KV cache is sized "
+        "from kv_cache_gib instead.",
     )
     tensor_parallel_size: int = Field(1, ge=1, le=64, description="GPUs the model is split across.")
     quantization: str | None = Field(
@@ -39,8 +41,9 @@ class VllmSettings(BaseModel):
     kv_cache_gib: float | None = Field(
         None,
         gt=0,
-        description="KV cache size in GiB; default: on a GPU what gpu_memory_utilization "
-        "leaves, on CPU vLLM's default (or VLLM_CPU_KVCACHE_SPACE).",
+        description="KV cache size in GiB. Default: on a GPU what gpu_memory_utilization "
+        "leaves; on a CPU (else VLLM_CPU_KVCACHE_SPACE) what max_num_seqs sequences of n_ctx "
+        "tokens need, at most half the memory free after the weights.",
     )
     block_size: int | None = Field(
         None,

@@ -232,6 +232,8 @@ BAD_REQUESTS = [
      "context holds"),
     ("unknown model", {"model": "gpt-4o", "messages": user("hi")}, None, 404, "model",
      "does not exist"),
+    ("1 MB model name", {"model": "m" * (1 << 20), "messages": user("hi")}, None, 404, "model",
+     "(1,048,576 characters)"),  # quoted cut short, not echoed whole
     ("tools", {"messages": user("hi"), "tools": [{"type": "function"}]}, None, 400, "tools",
      "not supported"),
     ("missing key", {"messages": user("hi")}, {}, 401, None, "Bearer"),

@@ -168,6 +168,22 @@ def test_refusals_are_tried_once(teacher, address, make_client, code) -> None:
     assert client.state is expected
 
 
+def test_a_long_refusal_message_is_cut_short(teacher, address, make_client) -> None:
+    # The edge records each failure's message in the ledger and may log it: a teacher's long
+    # status message (bounded only by gRPC's metadata limit) must not go there whole.
+    client = make_client(address)
+    teacher.script = [
+        status_pb2.Status(code=grpc.StatusCode.INVALID_ARGUMENT.value[0], message="m" * 4000)
+    ]
+
+    with pytest.raises(TeacherRejectedError) as raised:
+        client.generate_span(text_request())
+
+    message = str(raised.value)
+    assert "INVALID_ARGUMENT" in message and "4,000 characters" in message
+    assert len(message) < 1000
+
+
 def test_refusals_never_open_the_breaker(teacher, address, make_client) -> None:
     client = make_client(address, attempts=1, breaker_threshold=2)
     teacher.script = [grpc.StatusCode.INVALID_ARGUMENT] * 5

@@ -125,3 +125,14 @@ def test_bad_security_files_are_one_clear_error(
     (tmp_path / "two-keys.txt").write_text("a" * 20 + "\n" + "b" * 20 + "\n")
     with pytest.raises(ConfigError, match=expected):
         ChannelSecurity.from_files(**{name: tmp_path / path for name, path in files.items()})
+
+
+def test_a_client_key_of_another_certificate_is_one_clear_error(pki) -> None:
+    # gRPC would fail every connection instead, and the teacher would look offline.
+    with pytest.raises(ConfigError, match="does not belong to the certificate"):
+        ChannelSecurity.from_files(tls_ca=pki.ca, tls_cert=pki.client_cert, tls_key=pki.server_key)
+
+
+def test_a_ca_file_without_a_certificate_is_one_clear_error(pki) -> None:
+    with pytest.raises(ConfigError, match=r"--tls-ca .* holds no certificate to trust"):
+        ChannelSecurity.from_files(tls_ca=pki.client_key)
