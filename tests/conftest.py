@@ -12,6 +12,12 @@ from pathlib import Path
 
 import pytest
 
+# grpcio 1.80 and later: with gRPC's fork handlers on, a child started by subprocess while
+# channels are active can abort before it execs ("epoll_wait ... Bad file descriptor";
+# grpc/grpc#43055); the suite starts teachers and clients as subprocesses beside live channels.
+# Its processes never use gRPC across a fork, so the handlers are turned off before grpc loads.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 _PRELOAD_AT_START = os.environ.get("LD_PRELOAD")
 
 
